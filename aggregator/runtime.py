@@ -1,0 +1,115 @@
+"""Runtime: the store, bus, inbox, pipeline and supervised sources of one process.
+
+The web app and the `ingest` command share it; `start()`/`stop()` order the lifecycle so
+that on shutdown the sources stop first, the pipeline then stores everything already
+accepted (cursors included), and the store closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from aggregator.bus import MemoryBus
+from aggregator.config import Config
+from aggregator.pipeline import Inbox, Pipeline, Stop, new_inbox
+from aggregator.sources.mastodon_poll import MastodonPoller, PollTiming
+from aggregator.store import Store, open_store
+from aggregator.supervise import Backoff, SourceState, supervise
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[["Runtime"], list[tuple[str, Callable[[], Awaitable[None]]]]]
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: Store
+    bus: MemoryBus = field(default_factory=MemoryBus)
+    inbox: Inbox = field(default_factory=new_inbox)
+    ingest: bool = True
+    extra_sources: list[SourceFactory] = field(default_factory=list)
+    sources: dict[str, SourceState] = field(default_factory=dict)
+    pipeline: Pipeline | None = None
+    http: aiohttp.ClientSession | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _pipeline_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, *, ingest: bool = True) -> Runtime:
+        return cls(config=config, store=open_store(config.get("storage", "url")), ingest=ingest)
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.pipeline = Pipeline(self.inbox, self.store, self.bus)
+        self._pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
+        if not self.ingest:
+            return
+        self.http = aiohttp.ClientSession()
+        for name, run in self._source_runs():
+            state = SourceState(name)
+            self.sources[name] = state
+            task = asyncio.create_task(
+                supervise(name, run, state=state, backoff=Backoff()), name=f"source:{name}"
+            )
+            self._tasks.append(task)
+
+    def _source_runs(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        assert self.http is not None
+        cfg = self.config
+        runs: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        since = cfg.event_start.astimezone(UTC) if cfg.event_start else None
+        if since is None:
+            since = datetime.now(UTC) - timedelta(hours=24)
+        timing = PollTiming(
+            interval=cfg.get("mastodon", "poll_interval"),
+            min_interval=cfg.get("mastodon", "min_poll_interval"),
+            refresh_every=max(60.0, cfg.get("mastodon", "poll_interval") * 3),
+        )
+        for server in cfg.get("mastodon", "servers"):
+            poller = MastodonPoller(
+                server,
+                cfg.hashtags,
+                self.inbox,
+                self.store,
+                self.http,
+                since=since,
+                timing=timing,
+                token=cfg.get("mastodon", "token"),
+            )
+            log.info("mastodon: polling %s for %s", server, ", ".join(poller.tags))
+            runs.append((poller.source, poller.run))
+        mode = cfg.get("bluesky", "mode")
+        if mode != "off":
+            log.warning(
+                "bluesky.mode=%s: the Bluesky source is not part of this version; skipping", mode
+            )
+        for factory in self.extra_sources:
+            runs.extend(factory(self))
+        return runs
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._pipeline_task is not None:
+            # Sources are stopped; let the pipeline store everything they handed over.
+            await self.inbox.put(Stop())
+            try:
+                await asyncio.wait_for(self._pipeline_task, timeout=30)
+            except TimeoutError:
+                log.error("pipeline did not drain within 30 s; stopping it")
+        if self.http is not None:
+            await self.http.close()
+        await self.store.close()
+        await self.bus.close()

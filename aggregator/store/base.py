@@ -1,0 +1,83 @@
+"""What every storage backend offers, and the change records it hands back."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from aggregator.model import Post
+
+ChangeKind = Literal["new", "updated", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One durable change; `seq` orders all changes and is the websocket resume cursor."""
+
+    kind: ChangeKind
+    id: str
+    seq: int
+    post: Post | None  # None for "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    before: str | None = None
+    after: str | None = None
+    limit: int = 50
+    platform: str | None = None
+    session: str | None = None
+    q: str | None = None
+    has_media: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    posts: list[Post]
+    next: str | None  # `before=` value for the older page
+    newer: str | None = None  # `after=` value to fetch what is newer than this page
+
+
+class CursorError(ValueError):
+    """A `before`/`after` value that is not one we issued."""
+
+
+def encode_page_cursor(created_us: int, pk: int) -> str:
+    raw = f"{created_us}:{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_cursor(value: str) -> tuple[int, int]:
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        created, pk = base64.urlsafe_b64decode(padded.encode("ascii")).decode().split(":")
+        return int(created), int(pk)
+    except (ValueError, UnicodeError):
+        raise CursorError(f"not a valid cursor: {value[:40]!r}") from None
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def upsert(self, posts: list[Post]) -> list[Change]: ...
+
+    async def tombstone(self, ids: list[str]) -> list[Change]: ...
+
+    async def tombstone_local(self, source: str, local_ids: list[str]) -> list[Change]: ...
+
+    async def save_cursor(self, source: str, value: str) -> None: ...
+
+    async def load_cursor(self, source: str) -> str | None: ...
+
+    async def get(self, post_id: str) -> Post | None: ...
+
+    async def page(self, query: PageQuery) -> Page: ...
+
+    async def changes_since(self, seq: int, limit: int) -> list[Change]: ...
+
+    async def last_seq(self) -> int: ...
+
+    async def count(self) -> int: ...

@@ -1,0 +1,67 @@
+"""The aiohttp app factory, used alike by production, the demo and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from aggregator.config import Config
+from aggregator.runtime import Runtime
+from web import api, pages, ws
+from web.fanout import FanOut
+from web.keys import CONFIG, FANOUT, RUNTIME, WEBSOCKETS
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(config: Config, *, runtime: Runtime | None = None, ingest: bool = True) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[CONFIG] = config
+    app[RUNTIME] = runtime or Runtime.from_config(config, ingest=ingest)
+    app[WEBSOCKETS] = set()
+    app.cleanup_ctx.append(_runtime_ctx)
+    app.cleanup_ctx.append(_fanout_ctx)
+    app.router.add_get("/", pages.remote_view, name="remote")
+    app.router.add_get("/wall", pages.wall_view, name="wall")
+    app.router.add_get("/ws", ws.websocket_handler, name="ws")
+    app.router.add_get("/api/posts", api.list_posts, name="api_posts")
+    app.router.add_get("/healthz", api.healthz, name="healthz")
+    app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
+    app.on_response_prepare.append(_security_headers)
+    return app
+
+
+async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    await runtime.start()
+    yield
+    await runtime.stop()
+
+
+async def _fanout_ctx(app: web.Application) -> AsyncIterator[None]:
+    fanout = FanOut(app[RUNTIME].bus)
+    app[FANOUT] = fanout
+    task = asyncio.create_task(fanout.run(), name="fanout")
+    yield
+    await ws.close_all(app, code=1001, message="server shutting down")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'",
+    )
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")

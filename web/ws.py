@@ -1,0 +1,127 @@
+"""GET /ws: the live stream, with `hello`/`after` resume from the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from web.fanout import RESYNC, Client, encode_changes
+from web.keys import FANOUT, RUNTIME, WEBSOCKETS
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 5.0
+RESUME_PAGE = 500
+RESUME_MAX = 5000  # beyond this a client is better off re-reading /api/posts
+MAX_CLIENT_MESSAGE = 4096
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Browsers send Origin; only pages of this site may open the stream."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser (bots, tests, curl): nothing to protect against
+    return urlsplit(origin).netloc == request.host
+
+
+async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    if not origin_allowed(request):
+        raise web.HTTPForbidden(text="origin not allowed")
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE)
+    await ws.prepare(request)
+    sockets = request.app[WEBSOCKETS]
+    sockets.add(ws)
+    fanout = request.app[FANOUT]
+    client = Client(send=ws.send_str, peer=request.remote or "")
+    fanout.add(client)  # before reading the store, so nothing falls between the two
+    pump: asyncio.Task[None] | None = None
+    try:
+        after = await _read_hello(ws)
+        if after is not None:
+            await _resume(request, ws, client, after)
+        pump = asyncio.create_task(client.pump())
+        reader = asyncio.create_task(_read_rest(ws))
+        done, _ = await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+        reader.cancel()
+        if pump in done and client.overflowed:
+            await ws.close(code=4000, message=b"resync")
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        fanout.remove(client)
+        sockets.discard(ws)
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+                await pump
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def _read_hello(ws: web.WebSocketResponse) -> int | None:
+    """The first client frame may be hello; without one the client gets live posts only."""
+    try:
+        msg = await ws.receive(timeout=HELLO_TIMEOUT)
+    except TimeoutError:
+        return None
+    if msg.type != WSMsgType.TEXT:
+        return None
+    try:
+        data = json.loads(msg.data)
+    except ValueError:
+        log.info("ws: ignored a malformed first frame")
+        return None
+    if not isinstance(data, dict) or data.get("type") != "hello":
+        return None
+    after = data.get("after")
+    if after is None or after == "":
+        return None
+    try:
+        return max(0, int(str(after)))
+    except ValueError:
+        return -1  # a cursor we never issued: tell the client to start over
+
+
+async def _resume(
+    request: web.Request, ws: web.WebSocketResponse, client: Client, after: int
+) -> None:
+    store = request.app[RUNTIME].store
+    if after < 0 or after > await store.last_seq():
+        await ws.send_str(RESYNC.text)
+        return
+    seq = after
+    sent = 0
+    while True:
+        changes = await store.changes_since(seq, RESUME_PAGE)
+        if not changes:
+            break
+        sent += len(changes)
+        if sent > RESUME_MAX:
+            await ws.send_str(RESYNC.text)
+            break
+        for message in encode_changes(changes):
+            await ws.send_str(message.text)
+        seq = changes[-1].seq
+        if len(changes) < RESUME_PAGE:
+            break
+    client.resumed_seq = seq
+
+
+async def _read_rest(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            continue  # later hellos and pings carry nothing we need
+        if msg.type == WSMsgType.ERROR:
+            break
+
+
+async def close_all(app: web.Application, *, code: int, message: str) -> None:
+    for ws in list(app.get(WEBSOCKETS, ())):
+        with contextlib.suppress(Exception):
+            await ws.close(code=code, message=message.encode())
