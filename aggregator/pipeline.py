@@ -18,6 +18,7 @@ from aggregator.bus import BusEvent, MemoryBus
 from aggregator.dedupe import fingerprint
 from aggregator.model import Post
 from aggregator.normalise import NormaliseError
+from aggregator.normalise.bluesky import normalise_bluesky_post
 from aggregator.normalise.mastodon import normalise_mastodon_status
 from aggregator.store.base import Change, Store
 
@@ -33,7 +34,7 @@ class RawItem:
     """A platform payload still in its own shape; `kind` picks the normaliser."""
 
     source: str
-    kind: str  # "mastodon.status" | "post" (already normalised)
+    kind: str  # a key of NORMALISERS: "mastodon.status", "bluesky.record", "post"
     payload: Any
     context: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +73,17 @@ def _normalise_mastodon(payload: Any, context: dict[str, Any]) -> Post:
     )
 
 
+def _normalise_bluesky(payload: Any, context: dict[str, Any]) -> Post:
+    return normalise_bluesky_post(
+        payload,
+        did=context["did"],
+        rkey=context["rkey"],
+        cid=context.get("cid"),
+        author=context.get("author"),
+        fallback_time=context.get("time"),
+    )
+
+
 def _already_normalised(payload: Any, context: dict[str, Any]) -> Post:
     if not isinstance(payload, Post):
         raise NormaliseError("expected a Post")
@@ -80,6 +92,7 @@ def _already_normalised(payload: Any, context: dict[str, Any]) -> Post:
 
 NORMALISERS: dict[str, Callable[[Any, dict[str, Any]], Post]] = {
     "mastodon.status": _normalise_mastodon,
+    "bluesky.record": _normalise_bluesky,
     "post": _already_normalised,
 }
 
