@@ -71,7 +71,7 @@ class Runtime:
         timing = PollTiming(
             interval=cfg.get("mastodon", "poll_interval"),
             min_interval=cfg.get("mastodon", "min_poll_interval"),
-            refresh_every=max(60.0, cfg.get("mastodon", "poll_interval") * 3),
+            refresh_every=cfg.get("mastodon", "poll_interval") * 3,
         )
         for server in cfg.get("mastodon", "servers"):
             poller = MastodonPoller(

@@ -68,6 +68,9 @@ class MastodonPoller:
     ) -> None:
         self.server = server.rstrip("/")
         self.host = urlsplit(self.server).netloc
+        self.domain = urlsplit(self.server).hostname or self.host
+        # Provenance of posts normalised from this server; keys the local-id map.
+        self.local_source = f"mastodon:{self.domain}"
         self.source = f"mastodon:{self.host}"
         self.tags = [normalise_tag(t) for t in hashtags if normalise_tag(t)]
         self.inbox = inbox
@@ -90,6 +93,10 @@ class MastodonPoller:
         if not self.tags:
             log.warning("%s: no hashtags configured; nothing to poll", self.source)
             return
+        await self._probe()
+        # Restarted: the newest page's comparison needs to know what we stored before.
+        recent = await self.store.recent_local_ids(self.local_source, RECENT_IDS)
+        self._recent.extend(sorted(recent, key=lambda x: _numeric(x) or 0))
         cursor = await self.store.load_cursor(self.source)
         if cursor is None:
             cursor = await self._backfill()
@@ -98,6 +105,34 @@ class MastodonPoller:
             if self._clock() - self._last_refresh >= self.timing.refresh_every:
                 await self._refresh_newest()
             await asyncio.sleep(self._next_delay(fetched))
+
+    async def _probe(self) -> None:
+        """Learn the server's own domain: posts whose `uri` is on it are home posts.
+
+        The configured URL may differ from the domain (a proxy, WEB_DOMAIN, a simulator),
+        so it is not a reliable way to tell home posts or local accounts apart.
+        """
+        for path in ("/api/v2/instance", "/api/v1/instance"):
+            try:
+                async with self.session.get(
+                    self.server + path, timeout=aiohttp.ClientTimeout(total=15)
+                ) as resp:
+                    if resp.status != 200:
+                        continue
+                    data = json.loads(await resp.content.read(1024 * 1024))
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                log.info("%s: instance probe %s failed: %s", self.source, path, exc)
+                continue
+            domain = data.get("domain") or data.get("uri") if isinstance(data, dict) else None
+            if isinstance(domain, str) and domain and "/" not in domain.removeprefix("https://"):
+                self.domain = domain.removeprefix("https://")
+                self.local_source = f"mastodon:{self.domain}"
+                version = data.get("version", "?")
+                log.info("%s: %s, Mastodon API %s; polling the tag timeline", self.source,
+                         self.domain, version)
+                return
+        log.info("%s: no instance information; polling with %s as its domain", self.source,
+                 self.host)
 
     def _next_delay(self, fetched: int) -> float:
         delay = self.timing.min_interval if fetched else self.timing.interval
@@ -166,6 +201,7 @@ class MastodonPoller:
         if len(statuses) < 2:
             return
         seen = {_id_of(s) for s in statuses}
+        seen |= {_id_of(s["reblog"]) for s in statuses if isinstance(s.get("reblog"), dict)}
         lowest = _numeric(_id_of(statuses[-1]))
         if lowest is None:
             return  # ids of this server software are not comparable; cannot infer deletes
@@ -174,14 +210,15 @@ class MastodonPoller:
             if value is not None and value > lowest and local_id not in seen:
                 log.info("%s: status %s is gone; retracting", self.source, local_id)
                 self._recent.remove(local_id)
-                await self.inbox.put(Delete(self.source, local_id=local_id))
+                await self.inbox.put(Delete(self.local_source, local_id=local_id))
 
     async def _push(self, status: dict[str, Any], remember: bool = True) -> None:
-        local_id = _id_of(status)
+        inner = status.get("reblog")
+        local_id = _id_of(inner if isinstance(inner, dict) else status)
         if remember and local_id and local_id not in self._recent:
             self._recent.append(local_id)
         await self.inbox.put(
-            RawItem(self.source, "mastodon.status", status, {"server": self.server})
+            RawItem(self.source, "mastodon.status", status, {"server": f"https://{self.domain}"})
         )
 
     # HTTP ------------------------------------------------------------------------------

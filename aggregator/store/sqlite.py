@@ -316,6 +316,18 @@ class SQLiteStore:
         result: str | None = await self._read(q)
         return result
 
+    async def recent_local_ids(self, source: str, limit: int) -> list[str]:
+        def q(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT l.local_id FROM local_ids l JOIN posts p ON p.id = l.post_id "
+                "WHERE l.source = ? AND p.deleted = 0 ORDER BY p.created_us DESC LIMIT ?",
+                (source, limit),
+            ).fetchall()
+            return [str(r[0]) for r in rows]
+
+        result: list[str] = await self._read(q)
+        return result
+
     async def get(self, post_id: str) -> Post | None:
         def q(conn: sqlite3.Connection) -> Post | None:
             row = conn.execute(

@@ -1,0 +1,84 @@
+"""`backchannel demo`: the bundled event replayed through the real sources, offline.
+
+Two simulated Mastodon servers (the event's home server and a big general one that
+sees about half of the posts through federation) replay the synthetic unconference at
+`speed` times real time. The virtual clock is placed so that the replay ends at about
+"now": relative times on the wall read naturally and nothing is dated in the future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aggregator.config import load_config
+from aggregator.demo import load_dataset
+from aggregator.sim.clock import SimClock
+from aggregator.sim.mastodon import MastodonSimulator, ServerSettings, federated_view
+
+log = logging.getLogger(__name__)
+
+START_OFFSET = 1800.0  # the first half hour has happened when the demo opens
+
+
+async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Event) -> None:
+    from web.server import serve_until
+
+    data = load_dataset()
+    last = max(float(item["at"]) for item in data["items"])
+    replay_seconds = (last - START_OFFSET) / speed
+    epoch = datetime.now(UTC) + timedelta(seconds=replay_seconds) - timedelta(seconds=last)
+    clock = SimClock(epoch, speed=speed, start_offset=START_OFFSET)
+    home = _home_host(data)
+    servers = [
+        ServerSettings(host=home, page_cache_s=0.0),
+        ServerSettings(
+            host="mastodon.example", sees=federated_view("mastodon.example"), page_cache_s=0.0
+        ),
+    ]
+    sim = MastodonSimulator(data["items"], clock, epoch, servers, accounts=data["accounts"])
+    urls = await sim.start("127.0.0.1")
+    tmp = None
+    if not db:
+        tmp = tempfile.TemporaryDirectory(prefix="backchannel-demo-")
+        db = str(Path(tmp.name) / "demo.db")
+    event = data["event"]
+    config = load_config(env={}).with_overrides(
+        event={
+            "name": event["name"],
+            "hashtags": event["hashtags"],
+            "timezone": event["timezone"],
+            "start": epoch.astimezone(UTC).replace(tzinfo=None).isoformat(),
+        },
+        mastodon={"servers": urls, "poll_interval": 2.0, "min_poll_interval": 1.0},
+        bluesky={"mode": "off"},
+        storage={"url": f"sqlite:///{db}"},
+        web={"host": host, "port": port},
+    )
+    # The event's configured zone is for display; the demo's start is given in UTC.
+    config = config.with_overrides(event={"timezone": "UTC"})
+    print(
+        f"backchannel demo: replaying {event['name']} ({len(data['items'])} items) at "
+        f"{speed:g}x from simulated Mastodon servers {', '.join(urls)}; "
+        f"the replay ends in about {replay_seconds / 60:.0f} min",
+        flush=True,
+    )
+    try:
+        await serve_until(config, host, port, stop)
+    finally:
+        await sim.stop()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _home_host(data: dict[str, object]) -> str:
+    accounts = data.get("accounts")
+    if isinstance(accounts, list):
+        for account in accounts:
+            url = str(account.get("url", "")) if isinstance(account, dict) else ""
+            if "bluelight" in url:
+                return url.split("/")[2]
+    return "social.bluelight.example"
