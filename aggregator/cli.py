@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CliError(f"--port: expected 0-65535, got {args.port}")
             if args.speed <= 0:
                 raise CliError("--speed: must be positive")
-            return _run_async(lambda stop: run_demo(args.host, args.port, args.speed, args.db, stop))
+            return _run_async(
+                lambda stop: run_demo(args.host, args.port, args.speed, args.db, stop)
+            )
         if args.command == "serve":
             config = load_config(args.config)
             if config.get("bus", "url") == "memory://":

@@ -53,7 +53,9 @@ def state_of(post: Post, deleted: bool = False) -> StoredState:
     )
 
 
-def decide(existing: StoredState | None, incoming: Post, incoming_fp: str | None = None) -> Decision:
+def decide(
+    existing: StoredState | None, incoming: Post, incoming_fp: str | None = None
+) -> Decision:
     if existing is None:
         return Decision.INSERT
     if existing.deleted:
@@ -73,6 +75,9 @@ def decide(existing: StoredState | None, incoming: Post, incoming_fp: str | None
         if existing.home:
             return Decision.SKIP
         # Two non-home servers disagree; take only growth so walls do not flicker.
-        if any(new < old for new, old in zip((m.likes, m.reposts, m.replies), existing.metrics)):
+        if any(
+            new < old
+            for new, old in zip((m.likes, m.reposts, m.replies), existing.metrics, strict=True)
+        ):
             return Decision.SKIP
     return Decision.UPDATE

@@ -47,7 +47,12 @@ class Media:
     alt: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "url": self.url, "preview_url": self.preview_url, "alt": self.alt}
+        return {
+            "type": self.type,
+            "url": self.url,
+            "preview_url": self.preview_url,
+            "alt": self.alt,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Media:

@@ -139,7 +139,7 @@ class Pipeline:
             posts = []
             if isinstance(item, Delete):
                 await self._delete(item)
-            else:
+            elif isinstance(item, Checkpoint):
                 await self.store.save_cursor(item.source, item.cursor)
         await self._flush(posts)
 

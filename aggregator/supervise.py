@@ -71,7 +71,10 @@ async def supervise(
             state.restarts += 1
             state.last_error = f"{type(exc).__name__}: {exc}"[:300]
             log.warning(
-                "source %s failed (%s); restarting in %.1fs", name, state.last_error, delay,
+                "source %s failed (%s); restarting in %.1fs",
+                name,
+                state.last_error,
+                delay,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
             await asyncio.sleep(delay)

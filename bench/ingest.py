@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aggregator.bus import MemoryBus  # noqa: E402
-from aggregator.match import HashtagMatcher  # noqa: E402
-from aggregator.pipeline import Pipeline, RawItem, Stop, new_inbox  # noqa: E402
-from aggregator.store.sqlite import SQLiteStore  # noqa: E402
+from aggregator.bus import MemoryBus
+from aggregator.match import HashtagMatcher
+from aggregator.pipeline import Pipeline, RawItem, Stop, new_inbox
+from aggregator.store.sqlite import SQLiteStore
 
 WORDS = (
     "the a session talk room coffee slides great idea open source community data privacy "
@@ -100,7 +100,9 @@ def make_frames(count: int, match_rate: float, seed: int = 7) -> list[bytes]:
     return frames
 
 
-def decode_match(frames: list[bytes], matcher: HashtagMatcher, prefilter: bool) -> tuple[float, int]:
+def decode_match(
+    frames: list[bytes], matcher: HashtagMatcher, prefilter: bool
+) -> tuple[float, int]:
     started = time.perf_counter()
     hits = 0
     loads = json.loads
@@ -139,7 +141,9 @@ async def normalise_store(payloads: list[dict], db: Path) -> float:
     return elapsed
 
 
-async def end_to_end(frames: list[bytes], matcher: HashtagMatcher, db: Path) -> tuple[float, list[float]]:
+async def end_to_end(
+    frames: list[bytes], matcher: HashtagMatcher, db: Path
+) -> tuple[float, list[float]]:
     store = SQLiteStore(db)
     await store.open()
     bus = MemoryBus()
@@ -194,8 +198,10 @@ def main() -> None:
     frames = make_frames(args.events, args.match_rate)
     size = statistics.mean(len(f) for f in frames)
     matcher = HashtagMatcher(TAGS)
-    print(f"# {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} cores; {len(frames)} frames, mean {size:.0f} bytes")
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} cores; {len(frames)} frames, mean {size:.0f} bytes"
+    )
 
     full, pre = [], []
     for _ in range(args.runs):
@@ -204,8 +210,10 @@ def main() -> None:
         elapsed2, hits2 = decode_match(frames, matcher, prefilter=True)
         pre.append(len(frames) / elapsed2)
         assert hits == hits2, "the prefilter must never hide a match"
-    print(f"decode+match, every frame decoded: {statistics.median(full):,.0f} events/s "
-          f"({hits} matches)")
+    print(
+        f"decode+match, every frame decoded: {statistics.median(full):,.0f} events/s "
+        f"({hits} matches)"
+    )
     print(f"decode+match, with raw prefilter:  {statistics.median(pre):,.0f} events/s")
 
     store_frames = make_frames(args.store_posts, 1.0, seed=11)
@@ -215,8 +223,10 @@ def main() -> None:
         for run in range(args.runs):
             elapsed = asyncio.run(normalise_store(payloads, Path(tmp) / f"s{run}.db"))
             rates.append(len(payloads) / elapsed)
-    print(f"normalise+store (SQLite, WAL): {statistics.median(rates):,.0f} posts/s "
-          f"({len(payloads)} posts)")
+    print(
+        f"normalise+store (SQLite, WAL): {statistics.median(rates):,.0f} posts/s "
+        f"({len(payloads)} posts)"
+    )
 
     e2e_rates, p50s, p99s = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -225,8 +235,10 @@ def main() -> None:
             e2e_rates.append(len(frames) / elapsed)
             p50s.append(pct(lat, 0.5))
             p99s.append(pct(lat, 0.99))
-    print(f"end to end: {statistics.median(e2e_rates):,.0f} events/s; matched post read->stored "
-          f"p50 {statistics.median(p50s) * 1000:.1f} ms, p99 {statistics.median(p99s) * 1000:.1f} ms")
+    print(
+        f"end to end: {statistics.median(e2e_rates):,.0f} events/s; matched post read->stored "
+        f"p50 {statistics.median(p50s) * 1000:.1f} ms, p99 {statistics.median(p99s) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

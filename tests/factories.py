@@ -16,12 +16,16 @@ def make_post(n: int, **changes: Any) -> Post:
         id=f"https://social.example/users/alice/statuses/{n}",
         platform="mastodon",
         url=f"https://social.example/@alice/{n}",
-        author=Author(handle="@alice@social.example", name="Alice", url="https://social.example/@alice"),
+        author=Author(
+            handle="@alice@social.example", name="Alice", url="https://social.example/@alice"
+        ),
         text=f"post number {n} #testcamp",
         html=f"<p>post number {n} #testcamp</p>",
         created_at=format_timestamp(BASE + timedelta(seconds=n)),
         tags=("testcamp",),
-        media=(Media("image", f"https://media.example/{n}.jpg", alt="a photo"),) if n % 3 == 0 else (),
+        media=(Media("image", f"https://media.example/{n}.jpg", alt="a photo"),)
+        if n % 3 == 0
+        else (),
         metrics=Metrics(likes=n % 5),
         provenance=prov,
     )

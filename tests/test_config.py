@@ -38,7 +38,10 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_good_file(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD), env={})
     assert config.hashtags == ["bluelightcamp", "#BLC26"]
-    assert config.get("mastodon", "servers") == ["https://mastodon.example", "https://social.example"]
+    assert config.get("mastodon", "servers") == [
+        "https://mastodon.example",
+        "https://social.example",
+    ]
     assert config.get("web", "port") == 9000
     assert config.event_start is not None and config.event_start.utcoffset() is not None
     assert config.get("storage", "url") == "sqlite:///backchannel.db"  # default
@@ -109,7 +112,10 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     path = write(tmp_path, "[web]\nport = 'x'\n")
     proc = subprocess.run(
         [sys.executable, "-m", "aggregator.cli", "run", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
@@ -119,7 +125,10 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_cli_bad_flag_exit_2() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "aggregator.cli", "demo", "--port", "notaport"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode == 2
     assert "--port" in proc.stderr and "Traceback" not in proc.stderr
@@ -128,7 +137,10 @@ def test_cli_bad_flag_exit_2() -> None:
 def test_cli_help_lists_all_commands() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "aggregator.cli", "--help"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     for command in ("run", "demo", "digest", "serve", "ingest"):
         assert command in proc.stdout

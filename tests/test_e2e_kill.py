@@ -27,8 +27,23 @@ from aggregator.demo import load_dataset
 ROOT = Path(__file__).resolve().parent.parent
 SPEED = 1500.0
 POST_KEYS = {
-    "id", "platform", "url", "author", "text", "html", "created_at", "language", "tags",
-    "sensitive", "spoiler_text", "media", "links", "reply_to", "quote_of", "metrics", "session",
+    "id",
+    "platform",
+    "url",
+    "author",
+    "text",
+    "html",
+    "created_at",
+    "language",
+    "tags",
+    "sensitive",
+    "spoiler_text",
+    "media",
+    "links",
+    "reply_to",
+    "quote_of",
+    "metrics",
+    "session",
 }
 
 pytestmark = pytest.mark.slow
@@ -45,8 +60,11 @@ def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("BACKCHANNEL_WEB_PORT", None)
     return subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=open(log, "ab"),  # noqa: SIM115
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=open(log, "ab"),
     )
 
 
@@ -124,8 +142,18 @@ async def test_sigkill_mid_replay_loses_and_doubles_nothing(tmp_path: Path) -> N
     last = max(float(item["at"]) for item in data["items"])
     epoch = datetime.now(UTC) - timedelta(seconds=60)
     sim = spawn(
-        ["-m", "aggregator.sim.mastodon", "--servers", "2", "--speed", str(SPEED),
-         "--epoch", epoch.isoformat(), "--start-offset", "0"],
+        [
+            "-m",
+            "aggregator.sim.mastodon",
+            "--servers",
+            "2",
+            "--speed",
+            str(SPEED),
+            "--epoch",
+            epoch.isoformat(),
+            "--start-offset",
+            "0",
+        ],
         tmp_path / "sim.log",
     )
     try:
@@ -138,9 +166,9 @@ async def test_sigkill_mid_replay_loses_and_doubles_nothing(tmp_path: Path) -> N
         config.write_text(
             f"""
 [event]
-name = "{data['event']['name']}"
-hashtags = {json.dumps(data['event']['hashtags'])}
-start = {epoch.replace(tzinfo=None).isoformat(timespec='seconds')}
+name = "{data["event"]["name"]}"
+hashtags = {json.dumps(data["event"]["hashtags"])}
+start = {epoch.replace(tzinfo=None).isoformat(timespec="seconds")}
 
 [mastodon]
 servers = {json.dumps(urls)}
@@ -154,7 +182,7 @@ mode = "off"
 port = {port}
 
 [storage]
-url = "sqlite:///{tmp_path / 'kill.db'}"
+url = "sqlite:///{tmp_path / "kill.db"}"
 """
         )
         base = f"http://127.0.0.1:{port}"
@@ -167,8 +195,7 @@ url = "sqlite:///{tmp_path / 'kill.db'}"
         follow = asyncio.create_task(watcher.follow(f"{base.replace('http', 'ws')}/ws", stop))
         # Kill twice while the replay is running, restarting each time on the same file.
         for at in (0.25, 0.55):
-            while time.monotonic() - started < at * last / SPEED:
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(max(0.0, at * last / SPEED - (time.monotonic() - started)))
             assert watcher.view, "posts should be flowing before the kill"
             service.send_signal(signal.SIGKILL)
             service.wait(timeout=10)
@@ -176,8 +203,7 @@ url = "sqlite:///{tmp_path / 'kill.db'}"
             service = spawn(run_args, tmp_path / f"run{kills + 1}.log")
             await wait_http(f"{base}/healthz")
         # Let the replay finish and the pollers catch up.
-        while time.monotonic() - started < last / SPEED + 3:
-            await asyncio.sleep(0.2)
+        await asyncio.sleep(max(0.0, last / SPEED + 3 - (time.monotonic() - started)))
         await asyncio.sleep(2)
         stored = await all_posts(base)
         stop.set()
@@ -207,5 +233,7 @@ url = "sqlite:///{tmp_path / 'kill.db'}"
         assert "backfilled" not in text, text[-2000:]
         assert "Traceback" not in text, text[-2000:]
     retracted = deleted - set(ids)
-    print(f"\nstored {len(ids)} posts, 0 lost, 0 doubled; {len(retracted)}/{len(deleted)} "
-          f"deletes seen by polling; client got {watcher.messages} messages")
+    print(
+        f"\nstored {len(ids)} posts, 0 lost, 0 doubled; {len(retracted)}/{len(deleted)} "
+        f"deletes seen by polling; client got {watcher.messages} messages"
+    )

@@ -33,7 +33,9 @@ async def test_posts_deletes_and_cursors_in_order(parts, caplog: pytest.LogCaptu
     sub = bus.subscribe()
     caplog.set_level(logging.WARNING)
     await inbox.put(RawItem("test", "post", make_post(1)))
-    await inbox.put(RawItem("test", "mastodon.status", {"not": "a status"}, {"server": "https://x.example"}))
+    await inbox.put(
+        RawItem("test", "mastodon.status", {"not": "a status"}, {"server": "https://x.example"})
+    )
     await inbox.put(RawItem("test", "no-such-kind", {}))
     await inbox.put(RawItem("test", "post", make_post(2)))
     await inbox.put(RawItem("test", "post", make_post(2)))  # repeat: no change
@@ -47,7 +49,11 @@ async def test_posts_deletes_and_cursors_in_order(parts, caplog: pytest.LogCaptu
     while not sub.queue.empty():
         events.append(sub.queue.get_nowait())
     kinds = [(c.kind, c.id) for e in events for c in e.changes]
-    assert kinds == [("new", make_post(1).id), ("new", make_post(2).id), ("deleted", make_post(1).id)]
+    assert kinds == [
+        ("new", make_post(1).id),
+        ("new", make_post(2).id),
+        ("deleted", make_post(1).id),
+    ]
     assert pipeline.stats.rejected == 2
     assert "malformed" in caplog.text and "unknown kind" in caplog.text
 

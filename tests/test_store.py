@@ -130,7 +130,11 @@ async def test_after_returns_what_is_newer(store: SQLiteStore) -> None:
 async def test_filters_and_search(store: SQLiteStore) -> None:
     await store.upsert([make_post(n) for n in range(1, 10)])
     await store.upsert(
-        [make_post(100, text="Accessibility in emergency apps", author=Author(handle="@bob@x.example"))]
+        [
+            make_post(
+                100, text="Accessibility in emergency apps", author=Author(handle="@bob@x.example")
+            )
+        ]
     )
     media = await store.page(PageQuery(has_media=True))
     assert {p.id for p in media.posts} == {make_post(n).id for n in (3, 6, 9)}

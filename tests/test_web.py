@@ -63,14 +63,34 @@ async def test_api_posts_pages_and_validates(client: TestClient) -> None:
     assert resp.status == 200
     assert [p["id"] for p in body["posts"]] == [make_post(n).id for n in (7, 6, 5)]
     assert set(body["posts"][0]) >= {
-        "id", "platform", "url", "author", "text", "html", "created_at", "language", "tags",
-        "sensitive", "spoiler_text", "media", "links", "reply_to", "quote_of", "metrics", "session",
+        "id",
+        "platform",
+        "url",
+        "author",
+        "text",
+        "html",
+        "created_at",
+        "language",
+        "tags",
+        "sensitive",
+        "spoiler_text",
+        "media",
+        "links",
+        "reply_to",
+        "quote_of",
+        "metrics",
+        "session",
     }
     resp = await client.get("/api/posts", params={"limit": "3", "before": body["next"]})
     assert [p["id"] for p in (await resp.json())["posts"]] == [make_post(n).id for n in (4, 3, 2)]
     for params in (
-        {"limit": "0"}, {"limit": "201"}, {"limit": "x"}, {"platform": "myspace"},
-        {"before": "garbage"}, {"media": "maybe"}, {"q": "x" * 300},
+        {"limit": "0"},
+        {"limit": "201"},
+        {"limit": "x"},
+        {"platform": "myspace"},
+        {"before": "garbage"},
+        {"media": "maybe"},
+        {"q": "x" * 300},
     ):
         resp = await client.get("/api/posts", params=params)
         assert resp.status == 400, params
@@ -114,7 +134,11 @@ async def test_ws_live_then_resume_without_gaps(client: TestClient) -> None:
             seen += [("post", p["id"]) for p in msg["posts"]]
         elif msg["type"] == "retract":
             seen += [("retract", i) for i in msg["ids"]]
-    assert seen == [("post", make_post(3).id), ("post", make_post(4).id), ("retract", make_post(1).id)]
+    assert seen == [
+        ("post", make_post(3).id),
+        ("post", make_post(4).id),
+        ("retract", make_post(1).id),
+    ]
     # And then live again, exactly once.
     await publish(client, RawItem("t", "post", make_post(5)))
     msg = await receive_json(ws)

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(config: Config, *, runtime: Runtime | None = None, ingest: bool = True) -> web.Application:
+def create_app(
+    config: Config, *, runtime: Runtime | None = None, ingest: bool = True
+) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[CONFIG] = config
     app[RUNTIME] = runtime or Runtime.from_config(config, ingest=ingest)

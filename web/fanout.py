@@ -105,10 +105,7 @@ class Client:
         if self.overflowed:
             return False
         size = len(message.text)
-        if (
-            len(self.buffer) >= CLIENT_MAX_MESSAGES
-            or self.buffered_bytes + size > CLIENT_MAX_BYTES
-        ):
+        if len(self.buffer) >= CLIENT_MAX_MESSAGES or self.buffered_bytes + size > CLIENT_MAX_BYTES:
             self.overflowed = True
             self.buffer.clear()
             self.buffered_bytes = 0

@@ -20,10 +20,11 @@ async def start_site(app: web.Application, host: str, port: int) -> tuple[web.Ap
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
     bound = port
-    if server is not None and getattr(server, "sockets", None):
-        bound = server.sockets[0].getsockname()[1]
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            bound = int(address[1])
+            break
     return runner, bound
 
 
@@ -40,8 +41,10 @@ async def serve_until(
     app = create_app(config, runtime=runtime, ingest=ingest)
     runner, bound = await start_site(app, host, port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    print(f"backchannel: serving http://{shown}:{bound}/ (wall: http://{shown}:{bound}/wall)",
-          flush=True)
+    print(
+        f"backchannel: serving http://{shown}:{bound}/ (wall: http://{shown}:{bound}/wall)",
+        flush=True,
+    )
     if on_started is not None:
         on_started(bound)
     try:

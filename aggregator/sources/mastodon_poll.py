@@ -128,11 +128,16 @@ class MastodonPoller:
                 self.domain = domain.removeprefix("https://")
                 self.local_source = f"mastodon:{self.domain}"
                 version = data.get("version", "?")
-                log.info("%s: %s, Mastodon API %s; polling the tag timeline", self.source,
-                         self.domain, version)
+                log.info(
+                    "%s: %s, Mastodon API %s; polling the tag timeline",
+                    self.source,
+                    self.domain,
+                    version,
+                )
                 return
-        log.info("%s: no instance information; polling with %s as its domain", self.source,
-                 self.host)
+        log.info(
+            "%s: no instance information; polling with %s as its domain", self.source, self.host
+        )
 
     def _next_delay(self, fetched: int) -> float:
         delay = self.timing.min_interval if fetched else self.timing.interval
@@ -226,9 +231,7 @@ class MastodonPoller:
     def _url(self) -> str:
         return f"{self.server}/api/v1/timelines/tag/{quote(self.tags[0], safe='')}"
 
-    async def _fetch(
-        self, params: dict[str, str]
-    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    async def _fetch(self, params: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
         query: list[tuple[str, str]] = list(params.items())
         query += [("any[]", tag) for tag in self.tags[1:5]]
         headers = {"Accept": "application/json", "User-Agent": "backchannel (event wall)"}
@@ -237,7 +240,9 @@ class MastodonPoller:
         while True:
             self.requests += 1
             async with self.session.get(
-                self._url(), params=query, headers=headers,
+                self._url(),
+                params=query,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=30),
             ) as resp:
                 self._read_rate_headers(resp)
