@@ -1,0 +1,1 @@
+"""backchannel: everything that is not HTTP."""
