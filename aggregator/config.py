@@ -41,6 +41,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "mastodon": {
         "servers": Key("urllist", [], "Mastodon-API servers whose tag timelines are read"),
         "token": Key("secret", None, "User token (enables streaming); env/file only"),
+        "streaming": Key("bool", True, "Use the streaming API where a token allows it"),
         "poll_interval": Key("float", 20.0, "Seconds between polls of an idle server"),
         "min_poll_interval": Key("float", 15.0, "Never poll a server faster than this"),
     },
@@ -49,6 +50,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "jetstream_url": Key("url", "wss://jetstream.us-east.bsky.network", "Jetstream base URL"),
         "firehose_url": Key("url", "wss://bsky.network", "Relay or PDS for firehose mode"),
         "appview_url": Key("url", "https://public.api.bsky.app", "AppView for profiles"),
+        "handle": Key("str", "", "Account handle for optional searchPosts backfill"),
+        "app_password": Key("secret", None, "App password for that handle; env/file only"),
     },
     "web": {
         "host": Key("str", "127.0.0.1", "Address the web server binds"),
