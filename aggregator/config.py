@@ -58,6 +58,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "port": Key("int", 8080, "Port the web server binds"),
         "admin_token": Key("secret", None, "Admin token; env/file only; admin is off without"),
         "public_url": Key("str", "", "Public base URL (for the QR code and feeds)"),
+        "max_connections_per_ip": Key("int", 50, "Websocket connections per client IP; 0 = no cap"),
+        "trusted_proxies": Key("list", [], "Proxy IPs whose X-Forwarded-For names the client"),
     },
     "storage": {
         "url": Key("str", "sqlite:///backchannel.db", "sqlite:///path or postgresql://..."),

@@ -170,3 +170,34 @@ async def test_ws_garbage_frames_are_ignored(client: TestClient) -> None:
     msg = await receive_json(ws)
     assert msg["type"] == "posts"
     await ws.close()
+
+
+async def test_connections_per_ip_are_capped(tmp_path: Path) -> None:
+    config = make_config(tmp_path).with_overrides(web={"max_connections_per_ip": 3})
+    async with TestClient(TestServer(create_app(config), host="127.0.0.1")) as c:
+        sockets = [await c.ws_connect("/ws") for _ in range(3)]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await c.ws_connect("/ws")
+        assert info.value.status == 429
+        await sockets[0].close()
+        await asyncio.sleep(0.1)
+        sockets[0] = await c.ws_connect("/ws")  # a freed slot can be used again
+        for ws in sockets:
+            await ws.close()
+
+
+async def test_atom_feed_of_the_live_stream(client: TestClient) -> None:
+    cw = make_post(2, spoiler_text="spoilers", text="the ending\x07")
+    await publish(client, RawItem("t", "post", make_post(1)), RawItem("t", "post", cw))
+    await wait_count(client, 2)
+    resp = await client.get("/feed.atom")
+    assert resp.status == 200
+    assert resp.content_type == "application/atom+xml"
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(await resp.read())
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    entries = root.findall("a:entry", ns)
+    assert [e.findtext("a:id", namespaces=ns) for e in entries] == [cw.id, make_post(1).id]
+    assert entries[0].find("a:content", ns) is None  # a CW post does not show its text
+    assert "CW: spoilers" in (entries[0].findtext("a:summary", namespaces=ns) or "")

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from aggregator.config import Config
 from aggregator.runtime import Runtime
-from web import api, pages, ws
+from web import api, feed, pages, ws
 from web.fanout import FanOut
-from web.keys import CONFIG, FANOUT, RUNTIME, WEBSOCKETS
+from web.keys import CONFIG, CONNECTIONS_PER_IP, FANOUT, RUNTIME, WEBSOCKETS
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,14 @@ def create_app(
     app[CONFIG] = config
     app[RUNTIME] = runtime or Runtime.from_config(config, ingest=ingest)
     app[WEBSOCKETS] = set()
+    app[CONNECTIONS_PER_IP] = {}
     app.cleanup_ctx.append(_runtime_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
     app.router.add_get("/", pages.remote_view, name="remote")
     app.router.add_get("/wall", pages.wall_view, name="wall")
     app.router.add_get("/ws", ws.websocket_handler, name="ws")
     app.router.add_get("/api/posts", api.list_posts, name="api_posts")
+    app.router.add_get("/feed.atom", feed.live_feed, name="feed")
     app.router.add_get("/healthz", api.healthz, name="healthz")
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.on_response_prepare.append(_security_headers)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from web.fanout import RESYNC, Client, encode_changes
-from web.keys import FANOUT, RUNTIME, WEBSOCKETS
+from web.keys import CONFIG, CONNECTIONS_PER_IP, FANOUT, RUNTIME, WEBSOCKETS
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,36 @@ def origin_allowed(request: web.Request) -> bool:
     return urlsplit(origin).netloc == request.host
 
 
+def client_ip(request: web.Request) -> str:
+    """The client's address; behind a trusted proxy, the last hop it reports."""
+    remote = request.remote or ""
+    trusted: list[str] = request.app[CONFIG].get("web", "trusted_proxies")
+    if remote in trusted:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            return hops[-1]
+    return remote
+
+
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     if not origin_allowed(request):
         raise web.HTTPForbidden(text="origin not allowed")
+    ip = client_ip(request)
+    per_ip = request.app[CONNECTIONS_PER_IP]
+    cap: int = request.app[CONFIG].get("web", "max_connections_per_ip")
+    if cap and per_ip.get(ip, 0) >= cap:
+        raise web.HTTPTooManyRequests(text="too many connections from this address")
+    per_ip[ip] = per_ip.get(ip, 0) + 1
+    try:
+        return await _serve_socket(request)
+    finally:
+        per_ip[ip] -= 1
+        if per_ip[ip] <= 0:
+            del per_ip[ip]
+
+
+async def _serve_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE)
     await ws.prepare(request)
     sockets = request.app[WEBSOCKETS]
