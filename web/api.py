@@ -8,7 +8,7 @@ from aiohttp import web
 
 from aggregator.model import PLATFORMS
 from aggregator.store.base import CursorError, PageQuery
-from web.keys import RUNTIME
+from web.keys import FANOUT, RUNTIME
 
 MAX_LIMIT = 200
 
@@ -74,4 +74,6 @@ async def list_posts(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     sources = {name: state.state for name, state in runtime.sources.items()}
-    return web.json_response({"status": "ok", "sources": sources})
+    fanout = request.app.get(FANOUT)
+    clients = {"connected": len(fanout.clients), "dropped": fanout.dropped} if fanout else {}
+    return web.json_response({"status": "ok", "sources": sources, "clients": clients})

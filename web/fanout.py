@@ -97,6 +97,7 @@ class Client:
     resumed_seq: int = 0  # messages at or below this seq were sent during resume
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     sent: int = 0
 
@@ -111,6 +112,7 @@ class Client:
             self.buffered_bytes = 0
             self.buffer.append(RESYNC)
             self.ready.set()
+            self.dropped.set()
             return False
         self.buffer.append(message)
         self.buffered_bytes += size

@@ -19,6 +19,7 @@ HELLO_TIMEOUT = 5.0
 RESUME_PAGE = 500
 RESUME_MAX = 5000  # beyond this a client is better off re-reading /api/posts
 MAX_CLIENT_MESSAGE = 4096
+DROP_GRACE = 2.0  # seconds a lagging client gets to take its resync before it is cut off
 
 
 def origin_allowed(request: web.Request) -> bool:
@@ -73,10 +74,14 @@ async def _serve_socket(request: web.Request) -> web.WebSocketResponse:
             await _resume(request, ws, client, after)
         pump = asyncio.create_task(client.pump())
         reader = asyncio.create_task(_read_rest(ws))
-        done, _ = await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+        dropped = asyncio.create_task(client.dropped.wait())
+        done, _ = await asyncio.wait(
+            {pump, reader, dropped}, return_when=asyncio.FIRST_COMPLETED
+        )
         reader.cancel()
-        if pump in done and client.overflowed:
-            await ws.close(code=4000, message=b"resync")
+        dropped.cancel()
+        if client.overflowed:
+            await _drop(request, ws, pump)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -89,6 +94,19 @@ async def _serve_socket(request: web.Request) -> web.WebSocketResponse:
         if not ws.closed:
             await ws.close()
     return ws
+
+
+async def _drop(
+    request: web.Request, ws: web.WebSocketResponse, pump: asyncio.Task[None]
+) -> None:
+    """Close a client that fell behind: resync if it still reads, else cut it off."""
+    try:
+        await asyncio.wait_for(asyncio.shield(pump), timeout=DROP_GRACE)
+        await asyncio.wait_for(ws.close(code=4000, message=b"resync"), timeout=DROP_GRACE)
+    except (TimeoutError, ConnectionResetError):
+        pump.cancel()
+        if request.transport is not None:
+            request.transport.abort()  # it stopped reading: do not wait on its window
 
 
 async def _read_hello(ws: web.WebSocketResponse) -> int | None:
