@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.15
 CLIENT_MAX_MESSAGES = 256
 CLIENT_MAX_BYTES = 2 * 1024 * 1024
+WRITE_HIGH_WATER = 256 * 1024  # bytes in a socket's write buffer before we stop writing
+DRAIN_POLL = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,25 @@ class Encoded:
     min_seq: int = 0
     max_seq: int = 0
     changes: tuple[Change, ...] = ()
+    frame: bytes = b""  # the whole websocket frame, identical for every client
+
+    @classmethod
+    def of(cls, text: str, min_seq: int = 0, max_seq: int = 0,
+           changes: tuple[Change, ...] = ()) -> Encoded:
+        return cls(text, min_seq, max_seq, changes, text_frame(text))
+
+
+def text_frame(text: str) -> bytes:
+    """An unmasked, uncompressed RFC 6455 text frame: what a server sends to any client."""
+    data = text.encode("utf-8")
+    size = len(data)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + data
 
 
 def encode_changes(changes: list[Change]) -> list[Encoded]:
@@ -71,7 +92,7 @@ def encode_changes(changes: list[Change]) -> list[Encoded]:
 
 
 def _encoded(msg: dict[str, Any], group: list[Change]) -> Encoded:
-    return Encoded(
+    return Encoded.of(
         json.dumps(msg, ensure_ascii=False, separators=(",", ":")),
         min_seq=group[0].seq,
         max_seq=group[-1].seq,
@@ -80,59 +101,111 @@ def _encoded(msg: dict[str, Any], group: list[Change]) -> Encoded:
 
 
 def encode_control(msg: dict[str, Any]) -> Encoded:
-    return Encoded(json.dumps(msg, ensure_ascii=False, separators=(",", ":")))
+    return Encoded.of(json.dumps(msg, ensure_ascii=False, separators=(",", ":")))
 
 
 RESYNC = encode_control({"type": "resync"})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Client:
-    """One connected browser; `send` is the websocket's send_str."""
+    """One connected browser.
+
+    Once live, a message goes straight into the client's socket as the shared frame
+    bytes when its write buffer is low (the common case: no task, no per-client
+    encoding). Otherwise it waits in the bounded buffer, drained by a pump task that
+    exists only while there is a backlog, so an idle connection costs little memory.
+    """
 
     send: Callable[[str], Awaitable[None]]
+    transport: asyncio.Transport | None = None  # None: always go through `send`
     peer: str = ""
+    live: bool = False
     buffer: deque[Encoded] = field(default_factory=deque)
     buffered_bytes: int = 0
     resumed_seq: int = 0  # messages at or below this seq were sent during resume
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
-    dropped: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
     sent: int = 0
+    on_drop: Callable[[], None] | None = None
+    pump_task: asyncio.Task[None] | None = None
+
+    def go_live(self) -> None:
+        """Resume is done: send what queued up meanwhile, then write directly."""
+        self.live = True
+        self._kick()
 
     def offer(self, message: Encoded) -> bool:
-        """Queue without waiting; False means the client is too far behind."""
-        if self.overflowed:
+        """Queue or write without waiting; False means the client is too far behind."""
+        if self.overflowed or self.closed:
             return False
+        transport = self.transport
+        if (
+            self.live
+            and not self.buffer
+            and transport is not None
+            and transport.get_write_buffer_size() < WRITE_HIGH_WATER
+        ):
+            if not transport.is_closing():
+                frame = self._frame_for_resumed(message)
+                if frame:
+                    transport.write(frame)
+                    self.sent += 1
+            return True
         size = len(message.text)
         if len(self.buffer) >= CLIENT_MAX_MESSAGES or self.buffered_bytes + size > CLIENT_MAX_BYTES:
             self.overflowed = True
             self.buffer.clear()
             self.buffered_bytes = 0
             self.buffer.append(RESYNC)
-            self.ready.set()
-            self.dropped.set()
+            self._kick()
+            if self.on_drop is not None:
+                self.on_drop()
             return False
         self.buffer.append(message)
         self.buffered_bytes += size
-        self.ready.set()
+        self._kick()
         return True
 
+    def _kick(self) -> None:
+        if self.live and self.buffer and (self.pump_task is None or self.pump_task.done()):
+            self.pump_task = asyncio.create_task(self.pump())
+
+    def close(self) -> None:
+        self.closed = True
+        if self.pump_task is not None:
+            self.pump_task.cancel()
+
     async def pump(self) -> None:
-        """Send buffered messages until the client overflows or goes away."""
-        while not self.closed.is_set():
-            await self.ready.wait()
-            self.ready.clear()
-            while self.buffer:
-                message = self.buffer.popleft()
-                self.buffered_bytes -= len(message.text)
+        """Drain the backlog at the pace the client reads, then end."""
+        while self.buffer and not self.closed:
+            transport = self.transport
+            if transport is not None and transport.get_write_buffer_size() >= WRITE_HIGH_WATER:
+                if transport.is_closing():
+                    return
+                await asyncio.sleep(DRAIN_POLL)  # a slow reader: wait for its window
+                continue
+            message = self.buffer.popleft()
+            self.buffered_bytes -= len(message.text)
+            if message is RESYNC:
+                await self.send(message.text)
+                return  # the client re-fetches and reconnects
+            if transport is not None:
+                frame = self._frame_for_resumed(message)
+                if frame and not transport.is_closing():
+                    transport.write(frame)
+                    self.sent += 1
+            else:
                 text = self._for_resumed(message)
                 if text is not None:
                     await self.send(text)
                     self.sent += 1
-                if message is RESYNC:
-                    return  # the client re-fetches and reconnects
+
+    def _frame_for_resumed(self, message: Encoded) -> bytes:
+        if not message.max_seq or message.min_seq > self.resumed_seq:
+            return message.frame or text_frame(message.text)
+        text = self._for_resumed(message)
+        return text_frame(text) if text is not None else b""
 
     def _for_resumed(self, message: Encoded) -> str | None:
         if not message.max_seq or message.min_seq > self.resumed_seq:
@@ -161,8 +234,7 @@ class FanOut:
 
     def remove(self, client: Client) -> None:
         self.clients.discard(client)
-        client.closed.set()
-        client.ready.set()
+        client.close()
 
     def broadcast_control(self, msg: dict[str, Any]) -> None:
         self._controls.append(encode_control(msg))

@@ -60,51 +60,52 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _serve_socket(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE)
+    # No permessage-deflate: its per-connection state costs more memory than a wall's
+    # small JSON saves, and shared frames must be byte-identical for every client.
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE, compress=False)
     await ws.prepare(request)
     sockets = request.app[WEBSOCKETS]
     sockets.add(ws)
     fanout = request.app[FANOUT]
-    client = Client(send=ws.send_str, peer=request.remote or "")
+    client = Client(send=ws.send_str, transport=request.transport, peer=request.remote or "")
     fanout.add(client)  # before reading the store, so nothing falls between the two
-    pump: asyncio.Task[None] | None = None
     try:
         after = await _read_hello(ws)
         if after is not None:
             await _resume(request, ws, client, after)
-        pump = asyncio.create_task(client.pump())
-        reader = asyncio.create_task(_read_rest(ws))
-        dropped = asyncio.create_task(client.dropped.wait())
-        done, _ = await asyncio.wait(
-            {pump, reader, dropped}, return_when=asyncio.FIRST_COMPLETED
-        )
-        reader.cancel()
-        dropped.cancel()
-        if client.overflowed:
-            await _drop(request, ws, pump)
+        client.on_drop = lambda: _spawn_drop(request, ws, client)
+        client.go_live()
+        async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                break  # later hellos and pings carry nothing we need
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         fanout.remove(client)
         sockets.discard(ws)
-        if pump is not None:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-                await pump
         if not ws.closed:
-            await ws.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), timeout=DROP_GRACE)
     return ws
 
 
-async def _drop(
-    request: web.Request, ws: web.WebSocketResponse, pump: asyncio.Task[None]
-) -> None:
+_DROPS: set[asyncio.Task[None]] = set()
+
+
+def _spawn_drop(request: web.Request, ws: web.WebSocketResponse, client: Client) -> None:
+    task = asyncio.get_running_loop().create_task(_drop(request, ws, client))
+    _DROPS.add(task)  # keep a reference until it is done
+    task.add_done_callback(_DROPS.discard)
+
+
+async def _drop(request: web.Request, ws: web.WebSocketResponse, client: Client) -> None:
     """Close a client that fell behind: resync if it still reads, else cut it off."""
     try:
-        await asyncio.wait_for(asyncio.shield(pump), timeout=DROP_GRACE)
+        if client.pump_task is not None:
+            await asyncio.wait_for(asyncio.shield(client.pump_task), timeout=DROP_GRACE)
         await asyncio.wait_for(ws.close(code=4000, message=b"resync"), timeout=DROP_GRACE)
     except (TimeoutError, ConnectionResetError):
-        pump.cancel()
+        client.close()
         if request.transport is not None:
             request.transport.abort()  # it stopped reading: do not wait on its window
 
@@ -156,14 +157,6 @@ async def _resume(
         if len(changes) < RESUME_PAGE:
             break
     client.resumed_seq = seq
-
-
-async def _read_rest(ws: web.WebSocketResponse) -> None:
-    async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            continue  # later hellos and pings carry nothing we need
-        if msg.type == WSMsgType.ERROR:
-            break
 
 
 async def close_all(app: web.Application, *, code: int, message: str) -> None:

@@ -64,6 +64,16 @@ async def open_loop(rate: float, count: int, emit: Callable[[int], Awaitable[Non
         await emit(n)
 
 
+async def start_gate(delay: float) -> None:
+    """Wait `delay` seconds, or with a negative delay until SIGUSR1 (the swarm is ready)."""
+    if delay >= 0:
+        await asyncio.sleep(delay)
+        return
+    go = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, go.set)
+    await go.wait()
+
+
 @dataclass
 class SyntheticSource:
     inbox: Inbox
@@ -73,7 +83,7 @@ class SyntheticSource:
     delay: float = 0.0
 
     async def run(self) -> None:
-        await asyncio.sleep(self.delay)
+        await start_gate(self.delay)
 
         async def emit(n: int) -> None:
             await self.inbox.put(RawItem("loadgen", "post", synthetic_post(n, self.size)))
@@ -129,7 +139,7 @@ async def serve_reference(args: argparse.Namespace, stop: asyncio.Event) -> None
     async with serve(handler, "127.0.0.1", args.port, ping_interval=30) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(f"backchannel: serving http://127.0.0.1:{port}/ (reference)", flush=True)
-        await asyncio.sleep(args.delay)
+        await start_gate(args.delay)
         producer = asyncio.create_task(open_loop(args.rate, args.count, emit))
         await stop.wait()
         producer.cancel()
@@ -244,6 +254,9 @@ async def run_swarm(
         transports.append(transport)
         if i % 100 == 99:
             await asyncio.sleep(0.01)  # do not look like a SYN flood to the listen backlog
+    while not all(s.connected or s.closed for s in stats):
+        await asyncio.sleep(0.05)
+    print("ready", file=sys.stderr, flush=True)
     deadline = loop.time() + duration
     readers = stats[stalled:]
     while loop.time() < deadline:
@@ -292,7 +305,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     server.add_argument("--rate", type=float, default=10.0)
     server.add_argument("--count", type=int, default=100)
     server.add_argument("--size", type=int, default=1000)
-    server.add_argument("--delay", type=float, default=2.0, help="seconds before posting")
+    server.add_argument(
+        "--delay", type=float, default=2.0, help="seconds before posting; -1: wait for SIGUSR1"
+    )
     server.add_argument("--reference", action="store_true")
     swarm = sub.add_parser("swarm")
     swarm.add_argument("--url", required=True)
