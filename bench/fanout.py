@@ -45,22 +45,56 @@ def scenario(
     port = free_port()
     count = int(rate * seconds)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = ["taskset", "-c", "0", sys.executable, "-m", "aggregator.sim.loadgen", "server",
-           "--port", str(port), "--rate", str(rate), "--count", str(count), "--delay", "-1"]
+    cmd = [
+        "taskset",
+        "-c",
+        "0",
+        sys.executable,
+        "-m",
+        "aggregator.sim.loadgen",
+        "server",
+        "--port",
+        str(port),
+        "--rate",
+        str(rate),
+        "--count",
+        str(count),
+        "--delay",
+        "-1",
+    ]
     if reference:
         cmd.append("--reference")
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     try:
         assert server.stdout is not None
         server.stdout.readline()
         rss_empty = rss_kib(server.pid)
         swarm = subprocess.Popen(
-            ["taskset", "-c", "1", sys.executable, "-m", "aggregator.sim.loadgen", "swarm",
-             "--url", f"ws://127.0.0.1:{port}/ws", "--clients", str(clients),
-             "--stalled", str(stalled), "--expect", str(count),
-             "--duration", str(seconds + 20)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                "taskset",
+                "-c",
+                "1",
+                sys.executable,
+                "-m",
+                "aggregator.sim.loadgen",
+                "swarm",
+                "--url",
+                f"ws://127.0.0.1:{port}/ws",
+                "--clients",
+                str(clients),
+                "--stalled",
+                str(stalled),
+                "--expect",
+                str(count),
+                "--duration",
+                str(seconds + 20),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         assert swarm.stderr is not None
         assert swarm.stderr.readline().strip() == b"ready"
@@ -93,34 +127,44 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
-    print(f"# {args.clients} clients, ~1 KB posts, {args.seconds:g} s per run, "
-          f"median of {args.runs}; server on core 0, swarm on core 1")
+    print(
+        f"# {args.clients} clients, ~1 KB posts, {args.seconds:g} s per run, "
+        f"median of {args.runs}; server on core 0, swarm on core 1"
+    )
     print("| server | posts/s | delivery | p50 ms | p99 ms | idle KiB/conn | goal |")
     print("|---|---|---|---|---|---|---|")
     best: dict[str, float] = {}
     for name, reference in (("backchannel", False), ("reference", True)):
         for rate in rates:
-            runs = [scenario(reference, args.clients, 0, rate, args.seconds)
-                    for _ in range(args.runs)]
+            runs = [
+                scenario(reference, args.clients, 0, rate, args.seconds) for _ in range(args.runs)
+            ]
             passes = sum(r["passes"] for r in runs) > len(runs) / 2
-            print(f"| {name} | {rate:g} | {median_of(runs, 'delivery'):.3f} | "
-                  f"{median_of(runs, 'p50_ms'):.0f} | {median_of(runs, 'p99_ms'):.0f} | "
-                  f"{median_of(runs, 'idle_kib_per_conn'):.1f} | {'pass' if passes else 'FAIL'} |",
-                  flush=True)
+            print(
+                f"| {name} | {rate:g} | {median_of(runs, 'delivery'):.3f} | "
+                f"{median_of(runs, 'p50_ms'):.0f} | {median_of(runs, 'p99_ms'):.0f} | "
+                f"{median_of(runs, 'idle_kib_per_conn'):.1f} | {'pass' if passes else 'FAIL'} |",
+                flush=True,
+            )
             if passes:
                 best[name] = rate * args.clients
             else:
                 break
     stalled = max(1, args.clients // 100)
-    runs = [scenario(False, args.clients, stalled, rates[0], args.seconds)
-            for _ in range(args.runs)]
-    print(f"\nslow clients: {stalled} of {args.clients} stop reading at {rates[0]:g} posts/s: "
-          f"delivery to the rest {median_of(runs, 'delivery'):.3f}, "
-          f"p99 {median_of(runs, 'p99_ms'):.0f} ms")
+    runs = [
+        scenario(False, args.clients, stalled, rates[0], args.seconds) for _ in range(args.runs)
+    ]
+    print(
+        f"\nslow clients: {stalled} of {args.clients} stop reading at {rates[0]:g} posts/s: "
+        f"delivery to the rest {median_of(runs, 'delivery'):.3f}, "
+        f"p99 {median_of(runs, 'p99_ms'):.0f} ms"
+    )
     ours, ref = best.get("backchannel", 0.0), best.get("reference", 0.0)
     ratio = f"{ours / ref:.2f}" if ref else "n/a (reference never met the goal)"
-    print(f"highest passing load: backchannel {ours:,.0f} deliveries/s, reference "
-          f"{ref:,.0f} deliveries/s; ratio ours/reference = {ratio}")
+    print(
+        f"highest passing load: backchannel {ours:,.0f} deliveries/s, reference "
+        f"{ref:,.0f} deliveries/s; ratio ours/reference = {ratio}"
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ CORE_MODULES: tuple[str, ...] = (
     "aggregator/match.py",
     "aggregator/sanitise.py",
     "aggregator/normalise",
+    "aggregator/dedupe.py",
 )
 
 FORBIDDEN_IMPORTS = frozenset(

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -36,20 +35,52 @@ def run_scenario(
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "aggregator.sim.loadgen", "server", "--port", str(port),
-         "--rate", str(rate), "--count", str(count), "--size", str(size), "--delay", "-1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "aggregator.sim.loadgen",
+            "server",
+            "--port",
+            str(port),
+            "--rate",
+            str(rate),
+            "--count",
+            str(count),
+            "--size",
+            str(size),
+            "--delay",
+            "-1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         assert server.stdout is not None
         assert b"serving" in server.stdout.readline()
         rss_before = rss_kib(server.pid)
         swarm = subprocess.Popen(
-            [sys.executable, "-m", "aggregator.sim.loadgen", "swarm",
-             "--url", f"ws://127.0.0.1:{port}/ws", "--clients", str(clients),
-             "--stalled", str(stalled), "--expect", str(count),
-             "--duration", str(count / rate + 15)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "aggregator.sim.loadgen",
+                "swarm",
+                "--url",
+                f"ws://127.0.0.1:{port}/ws",
+                "--clients",
+                str(clients),
+                "--stalled",
+                str(stalled),
+                "--expect",
+                str(count),
+                "--duration",
+                str(count / rate + 15),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         assert swarm.stderr is not None
         assert swarm.stderr.readline().strip() == b"ready"  # every client connected
@@ -67,8 +98,10 @@ def run_scenario(
 def test_thousand_clients_and_ten_stalled_ones() -> None:
     base, _, _, _ = run_scenario(1000, 0, rate=10, count=40)
     with_stalled, _, _, _ = run_scenario(1000, 10, rate=10, count=40)
-    print(f"\n1000 clients: p99 {base['p99_ms']:.0f} ms; with 10 stalled: "
-          f"p99 {with_stalled['p99_ms']:.0f} ms")
+    print(
+        f"\n1000 clients: p99 {base['p99_ms']:.0f} ms; with 10 stalled: "
+        f"p99 {with_stalled['p99_ms']:.0f} ms"
+    )
     for result in (base, with_stalled):
         assert result["connected"] == 1000
         assert result["readers_complete"] == result["readers"], "every post to every reader"
@@ -81,8 +114,10 @@ def test_clients_that_stop_reading_in_a_flood_are_dropped_with_bounded_memory() 
     # 8 KB posts at 200/s for 8 s: 12.8 MB per client, more than kernel buffers (4 MB) hide.
     result, health, rss_before, rss_after = run_scenario(40, 10, rate=200, count=1600, size=8000)
     growth_mib = (rss_after - rss_before) / 1024
-    print(f"\nflood: readers p99 {result['p99_ms']:.0f} ms, dropped {health['clients']['dropped']}, "
-          f"server RSS +{growth_mib:.1f} MiB")
+    print(
+        f"\nflood: readers p99 {result['p99_ms']:.0f} ms, dropped {health['clients']['dropped']}, "
+        f"server RSS +{growth_mib:.1f} MiB"
+    )
     assert result["readers_complete"] == result["readers"]
     assert health["clients"]["dropped"] >= 10
     # Unbounded buffering would hold 10 x ~9 MB; the bounded buffers cap it far lower.

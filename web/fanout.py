@@ -38,8 +38,9 @@ class Encoded:
     frame: bytes = b""  # the whole websocket frame, identical for every client
 
     @classmethod
-    def of(cls, text: str, min_seq: int = 0, max_seq: int = 0,
-           changes: tuple[Change, ...] = ()) -> Encoded:
+    def of(
+        cls, text: str, min_seq: int = 0, max_seq: int = 0, changes: tuple[Change, ...] = ()
+    ) -> Encoded:
         return cls(text, min_seq, max_seq, changes, text_frame(text))
 
 

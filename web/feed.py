@@ -46,7 +46,9 @@ async def live_feed(request: web.Request) -> web.Response:
         entry.link(href=post.url or post.id)
         entry.published(post.created_at)
         entry.updated(post.provenance.edited_at or post.created_at)
-        entry.author({"name": _clean(post.author.name or post.author.handle), "uri": post.author.url})
+        entry.author(
+            {"name": _clean(post.author.name or post.author.handle), "uri": post.author.url}
+        )
         if post.spoiler_text or post.sensitive:
             # Feed readers show content unasked; keep the warning in front of the text.
             entry.summary(_clean(f"CW: {post.spoiler_text or 'sensitive'}"))

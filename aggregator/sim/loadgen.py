@@ -134,7 +134,9 @@ async def serve_reference(args: argparse.Namespace, stop: asyncio.Event) -> None
 
     async def emit(n: int) -> None:
         post = synthetic_post(n, args.size)
-        broadcast(clients, json.dumps({"type": "posts", "posts": [post.to_json()], "cursor": str(n)}))
+        broadcast(
+            clients, json.dumps({"type": "posts", "posts": [post.to_json()], "cursor": str(n)})
+        )
 
     async with serve(handler, "127.0.0.1", args.port, ping_interval=30) as server:
         port = next(iter(server.sockets)).getsockname()[1]
@@ -241,16 +243,15 @@ async def run_swarm(
     path = parts.path or "/"
     loop = asyncio.get_running_loop()
     stats = [ClientStats() for _ in range(clients)]
-    transports = []
+    transports: list[asyncio.BaseTransport] = []
     for i, st in enumerate(stats):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if i < stalled:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         await loop.sock_connect(sock, (host, port))
-        transport, _ = await loop.create_connection(
-            lambda st=st, i=i: SwarmProtocol(f"{host}:{port}", path, st, i < stalled), sock=sock
-        )
+        protocol = SwarmProtocol(f"{host}:{port}", path, st, i < stalled)
+        transport, _ = await loop.create_connection(lambda p=protocol: p, sock=sock)
         transports.append(transport)
         if i % 100 == 99:
             await asyncio.sleep(0.01)  # do not look like a SYN flood to the listen backlog
