@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
 import re
@@ -251,7 +252,7 @@ async def run_swarm(
         sock.setblocking(False)
         await loop.sock_connect(sock, (host, port))
         protocol = SwarmProtocol(f"{host}:{port}", path, st, i < stalled)
-        transport, _ = await loop.create_connection(lambda p=protocol: p, sock=sock)
+        transport, _ = await loop.create_connection(functools.partial(_same, protocol), sock=sock)
         transports.append(transport)
         if i % 100 == 99:
             await asyncio.sleep(0.01)  # do not look like a SYN flood to the listen backlog
@@ -282,6 +283,10 @@ async def run_swarm(
         "max_ms": (latencies[-1] if latencies else 0.0) * 1000,
         "stalled_closed": sum(1 for s in stats[:stalled] if s.closed),
     }
+
+
+def _same(protocol: SwarmProtocol) -> SwarmProtocol:
+    return protocol
 
 
 def _pct(values: list[float], q: float) -> float:
