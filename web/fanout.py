@@ -20,7 +20,7 @@ from aggregator.store.base import Change
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 0.15
+TICK_SECONDS = 0.1
 CLIENT_MAX_MESSAGES = 256
 CLIENT_MAX_BYTES = 2 * 1024 * 1024
 WRITE_HIGH_WATER = 256 * 1024  # bytes in a socket's write buffer before we stop writing
