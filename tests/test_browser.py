@@ -23,7 +23,6 @@ from aggregator.pipeline import Delete, RawItem
 from web.app import create_app
 from web.keys import RUNTIME
 from web.server import start_site
-from web.ws import close_all
 
 try:
     from playwright.async_api import Browser, Page, async_playwright
@@ -85,10 +84,6 @@ class LiveServer:
         self.runner, self.port = await start_site(self.app, "127.0.0.1", self.port)
 
     async def stop(self) -> None:
-        # web/app.py closes websockets in its cleanup context, which runs only after the
-        # runner has waited `shutdown_timeout` (5 s) for open handlers; closing them first
-        # (what an on_shutdown hook would do) keeps a restart quick.
-        await close_all(self.app, code=1001, message="server restarting")
         await self.runner.cleanup()
 
     async def restart(self) -> None:

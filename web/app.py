@@ -39,6 +39,7 @@ def create_app(
     app.router.add_get("/healthz", api.healthz, name="healthz")
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.on_response_prepare.append(_security_headers)
+    app.on_shutdown.append(_going_away)
     return app
 
 
@@ -54,10 +55,15 @@ async def _fanout_ctx(app: web.Application) -> AsyncIterator[None]:
     app[FANOUT] = fanout
     task = asyncio.create_task(fanout.run(), name="fanout")
     yield
-    await ws.close_all(app, code=1001, message="server shutting down")
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _going_away(app: web.Application) -> None:
+    # Runs before the runner waits for open handlers: browsers reconnect (to another
+    # node, or to us after a restart) instead of holding shutdown for its timeout.
+    await ws.close_all(app, code=1001, message="server shutting down")
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -17,7 +17,8 @@ from aiohttp import web
 from markupsafe import Markup
 
 from aggregator.match import normalise_tag
-from aggregator.store.base import PageQuery
+from aggregator.model import PLATFORMS
+from aggregator.store.base import CursorError, PageQuery
 from web.keys import CONFIG, RUNTIME
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -53,11 +54,26 @@ def public_base(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-async def _context(request: web.Request) -> dict[str, Any]:
+def first_page_query(request: web.Request, *, wall: bool) -> PageQuery:
+    """The page's own filters, so a filtered URL never flashes the unfiltered list."""
+    q = request.query
+    platform = q.get("platform")
+    platform = platform if platform in PLATFORMS else None
+    if wall:
+        return PageQuery(limit=FIRST_PAGE, platform=platform)
+    media = True if q.get("media") in ("1", "true") else None
+    text = (q.get("q") or "").strip()[:200] or None
+    return PageQuery(limit=FIRST_PAGE, platform=platform, has_media=media, q=text)
+
+
+async def _context(request: web.Request, *, wall: bool) -> dict[str, Any]:
     config = request.app[CONFIG]
     store = request.app[RUNTIME].store
     cursor = await store.last_seq()
-    page = await store.page(PageQuery(limit=FIRST_PAGE))
+    try:
+        page = await store.page(first_page_query(request, wall=wall))
+    except CursorError:
+        page = await store.page(PageQuery(limit=FIRST_PAGE))
     remote_url = public_base(request) + "/"
     static = request.app.router["static"]
     return {
@@ -71,12 +87,13 @@ async def _context(request: web.Request) -> dict[str, Any]:
         "remote_url": remote_url,
         "qr_svg": qr_svg(remote_url),
         "static": lambda name: static.url_for(filename=name),
+        "theme_class": "theme-light" if request.query.get("theme") == "light" else "",
     }
 
 
 async def remote_view(request: web.Request) -> web.Response:
-    return render("index.html", await _context(request))
+    return render("index.html", await _context(request, wall=False))
 
 
 async def wall_view(request: web.Request) -> web.Response:
-    return render("wall.html", await _context(request))
+    return render("wall.html", await _context(request, wall=True))

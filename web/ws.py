@@ -160,6 +160,10 @@ async def _resume(
 
 
 async def close_all(app: web.Application, *, code: int, message: str) -> None:
-    for ws in list(app.get(WEBSOCKETS, ())):
+    """Close every websocket at once; a client that does not answer is cut off."""
+
+    async def close_one(ws: web.WebSocketResponse) -> None:
         with contextlib.suppress(Exception):
-            await ws.close(code=code, message=message.encode())
+            await asyncio.wait_for(ws.close(code=code, message=message.encode()), DROP_GRACE)
+
+    await asyncio.gather(*(close_one(ws) for ws in list(app.get(WEBSOCKETS, ()))))
