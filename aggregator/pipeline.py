@@ -20,7 +20,7 @@ from aggregator.model import Post
 from aggregator.normalise import NormaliseError
 from aggregator.normalise.bluesky import normalise_bluesky_post
 from aggregator.normalise.mastodon import normalise_mastodon_status
-from aggregator.store.base import Change, Store
+from aggregator.store.base import Change, Store, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,17 @@ class PipelineStats:
 
 
 class Pipeline:
-    def __init__(self, inbox: Inbox, store: Store, bus: MemoryBus) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        store: Store,
+        bus: MemoryBus,
+        moderator: Callable[[Post], Verdict] | None = None,
+    ) -> None:
         self.inbox = inbox
         self.store = store
         self.bus = bus
+        self.moderator = moderator  # automatic rules, applied before anything is stored
         self.stats = PipelineStats()
         # id -> (fingerprint, counts): skip the store for copies we have just written.
         self._recent: OrderedDict[str, tuple[str, tuple[int, int, int]]] = OrderedDict()
@@ -167,7 +174,13 @@ class Pipeline:
     async def _flush(self, posts: list[Post]) -> None:
         if not posts:
             return
-        changes = await self.store.upsert(posts)
+        verdicts: dict[str, Verdict] = {}
+        if self.moderator is not None:
+            for post in posts:
+                verdict = self.moderator(post)
+                if verdict != ("show", None):
+                    verdicts[post.id] = verdict
+        changes = await self.store.upsert(posts, verdicts)
         for post in posts:
             m = post.metrics
             self._recent[post.id] = (fingerprint(post), (m.likes, m.reposts, m.replies))

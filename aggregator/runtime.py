@@ -18,6 +18,7 @@ import aiohttp
 
 from aggregator.bus import MemoryBus
 from aggregator.config import Config
+from aggregator.moderation_state import ModerationState
 from aggregator.pipeline import Inbox, Pipeline, Stop, new_inbox
 from aggregator.sources.mastodon_poll import MastodonPoller, PollTiming
 from aggregator.store import Store, open_store
@@ -39,8 +40,20 @@ class Runtime:
     sources: dict[str, SourceState] = field(default_factory=dict)
     pipeline: Pipeline | None = None
     http: aiohttp.ClientSession | None = None
+    moderation: ModerationState = field(default_factory=ModerationState)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _pipeline_task: asyncio.Task[None] | None = None
+    _control_task: asyncio.Task[None] | None = None
+
+    async def _follow_controls(self) -> None:
+        """Settings and bans changed on any node reach this node's pipeline."""
+        sub = self.bus.subscribe()
+        try:
+            async for event in sub:
+                if event.control is not None:
+                    self.moderation.apply_control(event.control)
+        finally:
+            self.bus.unsubscribe(sub)
 
     @classmethod
     def from_config(cls, config: Config, *, ingest: bool = True) -> Runtime:
@@ -48,7 +61,9 @@ class Runtime:
 
     async def start(self) -> None:
         await self.store.open()
-        self.pipeline = Pipeline(self.inbox, self.store, self.bus)
+        self.moderation.load(await self.store.get_settings(), await self.store.bans())
+        self._control_task = asyncio.create_task(self._follow_controls(), name="controls")
+        self.pipeline = Pipeline(self.inbox, self.store, self.bus, None)
         self._pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
         if not self.ingest:
             return
@@ -109,6 +124,10 @@ class Runtime:
                 await asyncio.wait_for(self._pipeline_task, timeout=30)
             except TimeoutError:
                 log.error("pipeline did not drain within 30 s; stopping it")
+        if self._control_task is not None:
+            self._control_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._control_task
         if self.http is not None:
             await self.http.close()
         await self.store.close()

@@ -157,9 +157,10 @@ async def test_changes_since_replays_in_order(store: SQLiteStore) -> None:
     await store.tombstone([make_post(2).id])
     changes = await store.changes_since(mark, 100)
     assert [(c.kind, c.id) for c in changes] == [
-        ("new", make_post(6).id),
+        ("updated", make_post(6).id),
         ("deleted", make_post(2).id),
     ]
+    assert changes[0].surfaced  # a resuming client is told the latest state
 
 
 async def test_concurrent_readers_while_writing(store: SQLiteStore) -> None:

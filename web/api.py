@@ -46,6 +46,10 @@ def page_query(request: web.Request) -> PageQuery:
     text = (q.get("q") or "").strip() or None
     if text is not None and len(text) > 200:
         raise bad_request("q: at most 200 characters")
+    view = q.get("view") or "remote"
+    if view not in ("remote", "wall"):
+        raise bad_request("view: expected remote or wall")
+    approved_only = request.app[FANOUT].policy.needs_approval("wall" if view == "wall" else "remote")
     for key in ("before", "after", "session"):
         if len(q.get(key, "")) > 200:
             raise bad_request(f"{key}: too long")
@@ -57,6 +61,7 @@ def page_query(request: web.Request) -> PageQuery:
         session=q.get("session") or None,
         q=text,
         has_media=has_media,
+        approved_only=approved_only,
     )
 
 

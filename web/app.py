@@ -12,7 +12,7 @@ from aiohttp import web
 
 from aggregator.config import Config
 from aggregator.runtime import Runtime
-from web import api, feed, pages, ws
+from web import admin, api, feed, pages, ws
 from web.fanout import FanOut
 from web.keys import CONFIG, CONNECTIONS_PER_IP, FANOUT, RUNTIME, WEBSOCKETS
 
@@ -38,6 +38,7 @@ def create_app(
     app.router.add_get("/feed.atom", feed.live_feed, name="feed")
     app.router.add_get("/healthz", api.healthz, name="healthz")
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
+    admin.setup_admin(app)
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_going_away)
     return app
@@ -51,8 +52,16 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _fanout_ctx(app: web.Application) -> AsyncIterator[None]:
-    fanout = FanOut(app[RUNTIME].bus)
+    runtime = app[RUNTIME]
+    fanout = FanOut(runtime.bus)
+    settings = runtime.moderation.settings
+    fanout.apply_control({"type": "settings", "settings": settings})
+    fanout.announcement = str(settings.get("announcement") or "")
+    pinned = await runtime.store.admin_posts("pinned", 1)
+    fanout.pinned = pinned[0][0] if pinned else None
+    fanout.flush()  # nothing is connected yet; drop the startup controls
     app[FANOUT] = fanout
+    log.info(admin.admin_startup_line(app))
     task = asyncio.create_task(fanout.run(), name="fanout")
     yield
     task.cancel()

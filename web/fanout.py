@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregator.audience import AUDIENCES, Audience, Policy, visible
 from aggregator.bus import BusEvent, MemoryBus
 from aggregator.store.base import Change
 
@@ -57,42 +58,72 @@ def text_frame(text: str) -> bytes:
     return header + data
 
 
-def encode_changes(changes: list[Change]) -> list[Encoded]:
-    """Group consecutive changes of one kind into messages, in seq order."""
+def post_json(change: Change, audience: Audience) -> dict[str, Any]:
+    assert change.post is not None
+    data = change.post.to_json()
+    if audience == "admin":
+        data["moderation"] = {
+            "state": "hidden" if change.hidden else "visible" if change.approved else "pending",
+            "hidden": change.hidden,
+            "approved": change.approved,
+            "pinned": change.pinned,
+            "rule": change.rule,
+        }
+    return data
+
+
+def _verb(change: Change, audience: Audience, policy: Policy) -> str | None:
+    """What a client of `audience` must do with a change: show, update, retract or nothing."""
+    if not visible(change, audience, policy):
+        # A post the audience never saw needs no retraction.
+        return None if change.kind == "new" else "retract"
+    if change.kind == "new" or change.surfaced:
+        return "show"  # clients insert, or replace a card they already have
+    return "update"
+
+
+def encode_changes(
+    changes: list[Change], audience: Audience = "remote", policy: Policy = Policy()
+) -> list[Encoded]:
+    """Group consecutive changes with the same verb into messages, in seq order."""
     out: list[Encoded] = []
     group: list[Change] = []
+    verb = ""
 
     def flush() -> None:
         if not group:
             return
-        kind = group[0].kind
         cursor = str(group[-1].seq)
-        if kind == "new":
+        if verb == "show":
             msg: dict[str, Any] = {
                 "type": "posts",
-                "posts": [c.post.to_json() for c in group if c.post is not None],
+                "posts": [post_json(c, audience) for c in group],
                 "cursor": cursor,
             }
-            out.append(_encoded(msg, group))
-        elif kind == "deleted":
+            out.append(_encoded(msg, group, audience))
+        elif verb == "retract":
             msg = {"type": "retract", "ids": [c.id for c in group], "cursor": cursor}
-            out.append(_encoded(msg, group))
+            out.append(_encoded(msg, group, audience))
         else:
             for change in group:
-                assert change.post is not None
-                msg = {"type": "update", "post": change.post.to_json(), "cursor": str(change.seq)}
-                out.append(_encoded(msg, [change]))
+                msg = {"type": "update", "post": post_json(change, audience),
+                       "cursor": str(change.seq)}
+                out.append(_encoded(msg, [change], audience))
         group.clear()
 
     for change in sorted(changes, key=lambda c: c.seq):
-        if group and group[0].kind != change.kind:
+        this = _verb(change, audience, policy)
+        if this is None:
+            continue
+        if group and this != verb:
             flush()
+        verb = this
         group.append(change)
     flush()
     return out
 
 
-def _encoded(msg: dict[str, Any], group: list[Change]) -> Encoded:
+def _encoded(msg: dict[str, Any], group: list[Change], audience: Audience) -> Encoded:
     return Encoded.of(
         json.dumps(msg, ensure_ascii=False, separators=(",", ":")),
         min_seq=group[0].seq,
@@ -121,6 +152,8 @@ class Client:
     send: Callable[[str], Awaitable[None]]
     transport: asyncio.Transport | None = None  # None: always go through `send`
     peer: str = ""
+    audience: Audience = "remote"
+    policy: Callable[[], Policy] = Policy
     live: bool = False
     buffer: deque[Encoded] = field(default_factory=deque)
     buffered_bytes: int = 0
@@ -214,7 +247,8 @@ class Client:
         if message.max_seq <= self.resumed_seq:
             return None  # already delivered from the store
         rest = [c for c in message.changes if c.seq > self.resumed_seq]
-        return encode_changes(rest)[0].text if rest else None
+        encoded = encode_changes(rest, self.audience, self.policy()) if rest else []
+        return encoded[0].text if encoded else None
 
 
 class FanOut:
@@ -225,9 +259,11 @@ class FanOut:
         self.dropped = 0
         self.batches = 0
         self.last_batch_seconds = 0.0
-        self.on_resync: Callable[[], None] | None = None
+        self.policy = Policy()
+        self.pinned: dict[str, Any] | None = None  # post JSON of the pinned post
+        self.announcement = ""
         self._pending: list[Change] = []
-        self._controls: list[Encoded] = []
+        self._controls: list[tuple[Encoded, tuple[Audience, ...]]] = []
         self._wake = asyncio.Event()
 
     def add(self, client: Client) -> None:
@@ -237,9 +273,45 @@ class FanOut:
         self.clients.discard(client)
         client.close()
 
-    def broadcast_control(self, msg: dict[str, Any]) -> None:
-        self._controls.append(encode_control(msg))
+    def broadcast_control(
+        self, msg: dict[str, Any], audiences: tuple[Audience, ...] = AUDIENCES
+    ) -> None:
+        self._controls.append((encode_control(msg), audiences))
         self._wake.set()
+
+    def current_state(self) -> list[Encoded]:
+        """What a newly connected client needs besides posts: the pin and the banner."""
+        return [
+            encode_control({"type": "pin", "post": self.pinned}),
+            encode_control({"type": "announce", "text": self.announcement}),
+        ]
+
+    def apply_control(self, control: dict[str, Any]) -> None:
+        """Controls from the bus (any node's admin): update our state, pass them on."""
+        kind = control.get("type")
+        if kind == "pin":
+            self.pinned = control.get("post")
+        elif kind == "announce":
+            self.announcement = str(control.get("text") or "")
+        elif kind == "settings":
+            old = self.policy
+            settings = control.get("settings") or {}
+            self.policy = Policy(
+                mode="pre" if settings.get("moderation") == "pre" else "post",
+                remote_shows_unmoderated=bool(settings.get("remote_shows_unmoderated")),
+                paused=bool(settings.get("paused")),
+            )
+            self.broadcast_control(control, ("admin",))
+            if old != self.policy:
+                # What each screen may see changed: let them re-read the store.
+                self._resync(("wall", "remote"))
+            return
+        self.broadcast_control(control)
+
+    def _resync(self, audiences: tuple[Audience, ...]) -> None:
+        for client in list(self.clients):
+            if client.audience in audiences:
+                client.offer(RESYNC)
 
     async def run(self) -> None:
         sub = self.bus.subscribe()
@@ -259,7 +331,7 @@ class FanOut:
                 client.offer(RESYNC)
             return
         if event.control is not None:
-            self._controls.append(encode_control(event.control))
+            self.apply_control(event.control)
         self._pending.extend(event.changes)
         self._wake.set()
 
@@ -274,17 +346,22 @@ class FanOut:
             await asyncio.sleep(self.tick)
 
     def flush(self) -> None:
-        """Encode what is pending once and offer it to every client."""
+        """Encode what is pending once per audience and offer it to its clients."""
         if not self._pending and not self._controls:
             return
-        messages = [*encode_changes(self._pending), *self._controls]
-        self._pending = []
-        self._controls = []
+        pending, controls = self._pending, self._controls
+        self._pending, self._controls = [], []
         self.batches += 1
+        by_audience: dict[Audience, list[Encoded]] = {}
+        for audience in AUDIENCES:
+            paused = audience == "wall" and self.policy.paused
+            messages = [] if paused else encode_changes(pending, audience, self.policy)
+            messages += [message for message, targets in controls if audience in targets]
+            by_audience[audience] = messages
         for client in list(self.clients):
             if client.overflowed:
                 continue
-            for message in messages:
+            for message in by_audience[client.audience]:
                 if not client.offer(message):
                     self.dropped += 1
                     break

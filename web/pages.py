@@ -7,6 +7,7 @@ attribute (no inline script, so the CSP can forbid it).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from markupsafe import Markup
 from aggregator.match import normalise_tag
 from aggregator.model import PLATFORMS
 from aggregator.store.base import CursorError, PageQuery
-from web.keys import CONFIG, RUNTIME
+from web.keys import CONFIG, FANOUT, RUNTIME
 
 TEMPLATES = Path(__file__).parent / "templates"
 FIRST_PAGE = 40
@@ -69,11 +70,14 @@ def first_page_query(request: web.Request, *, wall: bool) -> PageQuery:
 async def _context(request: web.Request, *, wall: bool) -> dict[str, Any]:
     config = request.app[CONFIG]
     store = request.app[RUNTIME].store
+    fanout = request.app[FANOUT]
+    approved_only = fanout.policy.needs_approval("wall" if wall else "remote")
     cursor = await store.last_seq()
+    query = replace(first_page_query(request, wall=wall), approved_only=approved_only)
     try:
-        page = await store.page(first_page_query(request, wall=wall))
-    except CursorError:
-        page = await store.page(PageQuery(limit=FIRST_PAGE))
+        page = await store.page(query)
+    except CursorError:  # a search the index cannot parse: show the unfiltered page
+        page = await store.page(PageQuery(limit=FIRST_PAGE, approved_only=approved_only))
     remote_url = public_base(request) + "/"
     static = request.app.router["static"]
     return {
@@ -88,6 +92,10 @@ async def _context(request: web.Request, *, wall: bool) -> dict[str, Any]:
         "qr_svg": qr_svg(remote_url),
         "static": lambda name: static.url_for(filename=name),
         "theme_class": "theme-light" if request.query.get("theme") == "light" else "",
+        "ws_path": "/ws?view=wall" if wall else "/ws",
+        "api_path": "/api/posts?view=wall" if wall else "/api/posts",
+        "pinned": fanout.pinned,
+        "announcement": fanout.announcement,
     }
 
 

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from aggregator.audience import Audience
+from web.admin_auth import is_admin
 from web.fanout import RESYNC, Client, encode_changes
 from web.keys import CONFIG, CONNECTIONS_PER_IP, FANOUT, RUNTIME, WEBSOCKETS
 
@@ -42,9 +44,20 @@ def client_ip(request: web.Request) -> str:
     return remote
 
 
+def _audience(request: web.Request) -> Audience:
+    view = request.query.get("view", "remote")
+    if view == "wall":
+        return "wall"
+    if view == "admin":
+        return "admin"
+    return "remote"
+
+
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     if not origin_allowed(request):
         raise web.HTTPForbidden(text="origin not allowed")
+    if _audience(request) == "admin" and not await is_admin(request):
+        raise web.HTTPUnauthorized(text="the admin stream needs an admin session")
     ip = client_ip(request)
     per_ip = request.app[CONNECTIONS_PER_IP]
     cap: int = request.app[CONFIG].get("web", "max_connections_per_ip")
@@ -67,12 +80,21 @@ async def _serve_socket(request: web.Request) -> web.WebSocketResponse:
     sockets = request.app[WEBSOCKETS]
     sockets.add(ws)
     fanout = request.app[FANOUT]
-    client = Client(send=ws.send_str, transport=request.transport, peer=request.remote or "")
+    audience = _audience(request)
+    client = Client(
+        send=ws.send_str,
+        transport=request.transport,
+        peer=request.remote or "",
+        audience=audience,
+        policy=lambda: fanout.policy,
+    )
     fanout.add(client)  # before reading the store, so nothing falls between the two
     try:
         after = await _read_hello(ws)
         if after is not None:
             await _resume(request, ws, client, after)
+        for message in fanout.current_state():
+            await ws.send_str(message.text)
         client.on_drop = lambda: _spawn_drop(request, ws, client)
         client.go_live()
         async for msg in ws:
@@ -151,7 +173,7 @@ async def _resume(
         if sent > RESUME_MAX:
             await ws.send_str(RESYNC.text)
             break
-        for message in encode_changes(changes):
+        for message in encode_changes(changes, client.audience, client.policy()):
             await ws.send_str(message.text)
         seq = changes[-1].seq
         if len(changes) < RESUME_PAGE:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
 
 from aggregator.model import Post
 
 ChangeKind = Literal["new", "updated", "deleted"]
+# What the automatic rules decided for a post: ("show" | "hide" | "approve", rule or None).
+Verdict = tuple[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +22,12 @@ class Change:
     id: str
     seq: int
     post: Post | None  # None for "deleted"
+    # Moderation state after the change; audiences decide what they may see from it.
+    hidden: bool = False
+    approved: bool = False
+    pinned: bool = False
+    rule: str | None = None  # the automatic rule that decided, if one did
+    surfaced: bool = False  # a moderation action: visibility may differ from before
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,7 @@ class PageQuery:
     session: str | None = None
     q: str | None = None
     has_media: bool | None = None
+    approved_only: bool = False  # pre-moderation: only what a moderator let through
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def upsert(self, posts: list[Post]) -> list[Change]: ...
+    async def upsert(
+        self, posts: list[Post], verdicts: Mapping[str, Verdict] | None = None
+    ) -> list[Change]: ...
 
     async def tombstone(self, ids: list[str]) -> list[Change]: ...
 
@@ -83,3 +95,24 @@ class Store(Protocol):
     async def last_seq(self) -> int: ...
 
     async def count(self) -> int: ...
+
+    # moderation and admin
+    async def moderate(self, action: str, post_id: str, actor: str) -> list[Change]: ...
+
+    async def ban(self, kind: str, value: str, actor: str, *, ban: bool = True) -> list[Change]: ...
+
+    async def assign(self, post_id: str, session: str | None, actor: str) -> list[Change]: ...
+
+    async def audit(self, actor: str, action: str, target: str, detail: Any) -> None: ...
+
+    async def put_settings(self, values: dict[str, Any], actor: str) -> None: ...
+
+    async def get_settings(self) -> dict[str, Any]: ...
+
+    async def bans(self) -> list[dict[str, Any]]: ...
+
+    async def audit_log(self, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    async def admin_posts(
+        self, which: str, limit: int = 200
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]: ...

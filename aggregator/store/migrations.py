@@ -42,6 +42,33 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE VIRTUAL TABLE posts_fts USING fts5 (body, tokenize = 'unicode61 remove_diacritics 2');
     """,
+    # 2: moderation: approval, pins, which rule decided, bans, audit log, settings.
+    """
+    ALTER TABLE posts ADD COLUMN approved INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE posts ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE posts ADD COLUMN rule TEXT;
+    ALTER TABLE posts ADD COLUMN moderated_by TEXT;
+    CREATE INDEX posts_author ON posts (author);
+    CREATE TABLE bans (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        at_us INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        PRIMARY KEY (kind, value)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at_us INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 

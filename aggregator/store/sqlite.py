@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +28,19 @@ from aggregator.store.base import (
     CursorError,
     Page,
     PageQuery,
+    Verdict,
     decode_page_cursor,
     encode_page_cursor,
 )
+from aggregator.store import sqlite_admin as admin
 from aggregator.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_ROWS = 1000
+
+# A write run inside the writer's transaction: (connection, seq allocator) -> changes.
+WriteFn = Callable[[sqlite3.Connection, Callable[[], int]], list[Change]]
 MAX_PAGE = 200
 
 
@@ -123,10 +128,56 @@ class SQLiteStore:
         await self._queue.put(_Op(kind, args, future, rows))
         return await future
 
-    async def upsert(self, posts: list[Post]) -> list[Change]:
+    async def upsert(
+        self, posts: list[Post], verdicts: Mapping[str, Verdict] | None = None
+    ) -> list[Change]:
         if not posts:
             return []
-        return await self._submit("upsert", list(posts), rows=len(posts))
+        return await self._submit("upsert", (list(posts), verdicts or {}), rows=len(posts))
+
+    async def write(self, fn: WriteFn) -> list[Change]:
+        """Run `fn(conn, next_seq)` in the writer's transaction (moderation, admin)."""
+        return await self._submit("call", fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await self._read(fn)
+
+    # moderation and admin (see sqlite_admin) ------------------------------------------
+
+    async def moderate(self, action: str, post_id: str, actor: str) -> list[Change]:
+        return await self.write(admin.moderate_op(action, post_id, actor))
+
+    async def ban(self, kind: str, value: str, actor: str, *, ban: bool = True) -> list[Change]:
+        return await self.write(admin.ban_op(kind, value, actor, ban=ban))
+
+    async def assign(self, post_id: str, session: str | None, actor: str) -> list[Change]:
+        return await self.write(admin.assign_op(post_id, session, actor))
+
+    async def audit(self, actor: str, action: str, target: str, detail: Any) -> None:
+        await self.write(admin.audit_op(actor, action, target, detail))
+
+    async def put_settings(self, values: dict[str, Any], actor: str) -> None:
+        await self.write(admin.settings_op(values, actor))
+
+    async def get_settings(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._read(admin.read_settings)
+        return result
+
+    async def bans(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._read(admin.read_bans)
+        return result
+
+    async def audit_log(self, limit: int = 200) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._read(lambda c: admin.read_audit(c, limit))
+        return result
+
+    async def admin_posts(
+        self, which: str, limit: int = 200
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        result: list[tuple[dict[str, Any], dict[str, Any]]] = await self._read(
+            lambda c: admin.read_admin_posts(c, which, limit)
+        )
+        return result
 
     async def tombstone(self, ids: list[str]) -> list[Change]:
         return await self._submit("tombstone", list(ids), rows=max(1, len(ids)))
@@ -183,7 +234,10 @@ class SQLiteStore:
 
     def _apply_one(self, conn: sqlite3.Connection, op: _Op) -> list[Change]:
         if op.kind == "upsert":
-            return self._upsert(conn, op.args)
+            return self._upsert(conn, *op.args)
+        if op.kind == "call":
+            result: list[Change] = op.args(conn, self._next_seq)
+            return result
         if op.kind == "tombstone":
             return self._tombstone(conn, op.args)
         if op.kind == "tombstone_local":
@@ -205,13 +259,15 @@ class SQLiteStore:
         self._seq += 1
         return self._seq
 
-    def _upsert(self, conn: sqlite3.Connection, posts: list[Post]) -> list[Change]:
+    def _upsert(
+        self, conn: sqlite3.Connection, posts: list[Post], verdicts: Mapping[str, Verdict]
+    ) -> list[Change]:
         changes: list[Change] = []
         now_us = int(self._clock() * 1e6)
         for post in posts:
             row = conn.execute(
-                "SELECT fingerprint, likes, reposts, replies, home, edited_at, deleted, session "
-                "FROM posts WHERE id = ?",
+                "SELECT fingerprint, likes, reposts, replies, home, edited_at, deleted, session, "
+                "hidden, approved, pinned, rule, moderated_by FROM posts WHERE id = ?",
                 (post.id,),
             ).fetchone()
             existing = None
@@ -235,32 +291,47 @@ class SQLiteStore:
                 continue
             if row is not None and post.session is None and row[7] is not None:
                 post = post.with_changes(session=row[7])  # keep an assignment we made
+            action, rule = verdicts.get(post.id, ("show", None))
             seq = self._next_seq()
             values = _row_values(post, fp)
             if decision is Decision.INSERT:
+                hidden, approved = action == "hide", action == "approve"
                 cur = conn.execute(
                     "INSERT INTO posts (id, seq, platform, created_us, author, session, "
                     "has_media, data, provenance, fingerprint, likes, reposts, replies, home, "
-                    "edited_at, first_seen_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (post.id, seq, *values, now_us),
+                    "edited_at, first_seen_us, hidden, approved, rule, moderated_by) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (post.id, seq, *values, now_us, int(hidden), int(approved), rule,
+                     "auto" if rule else None),
                 )
                 conn.execute(
                     "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)",
                     (cur.lastrowid, _search_body(post)),
                 )
-                changes.append(Change("new", post.id, seq, post))
-            else:
-                pk = conn.execute(
-                    "UPDATE posts SET seq=?, platform=?, created_us=?, author=?, session=?, "
-                    "has_media=?, data=?, provenance=?, fingerprint=?, likes=?, reposts=?, "
-                    "replies=?, home=?, edited_at=? WHERE id=? RETURNING pk",
-                    (seq, *values, post.id),
-                ).fetchone()[0]
-                conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (pk,))
-                conn.execute(
-                    "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)", (pk, _search_body(post))
-                )
-                changes.append(Change("updated", post.id, seq, post))
+                changes.append(Change("new", post.id, seq, post, hidden, approved, False, rule))
+                continue
+            hidden, approved, pinned = bool(row[8]), bool(row[9]), bool(row[10])
+            old_rule, moderated_by = row[11], row[12]
+            # An edit is judged again, but never overrides a moderator's own decision.
+            if moderated_by in (None, "auto"):
+                if action == "hide":
+                    hidden, old_rule, moderated_by = True, rule, "auto"
+                elif hidden and moderated_by == "auto":
+                    hidden, old_rule, moderated_by = False, None, None
+            pk = conn.execute(
+                "UPDATE posts SET seq=?, platform=?, created_us=?, author=?, session=?, "
+                "has_media=?, data=?, provenance=?, fingerprint=?, likes=?, reposts=?, "
+                "replies=?, home=?, edited_at=?, hidden=?, rule=?, moderated_by=? "
+                "WHERE id=? RETURNING pk",
+                (seq, *values, int(hidden), old_rule, moderated_by, post.id),
+            ).fetchone()[0]
+            conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (pk,))
+            conn.execute(
+                "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)", (pk, _search_body(post))
+            )
+            changes.append(
+                Change("updated", post.id, seq, post, hidden, approved, pinned, old_rule)
+            )
         return changes
 
     def _tombstone(self, conn: sqlite3.Connection, ids: Iterable[str]) -> list[Change]:
@@ -357,6 +428,8 @@ class SQLiteStore:
         if query.session:
             where.append("session = ?")
             params.append(query.session)
+        if query.approved_only:
+            where.append("approved = 1")
         if query.has_media is not None:
             where.append("has_media = ?")
             params.append(int(query.has_media))
@@ -397,16 +470,23 @@ class SQLiteStore:
     async def changes_since(self, seq: int, limit: int) -> list[Change]:
         def q(conn: sqlite3.Connection) -> list[Change]:
             rows = conn.execute(
-                "SELECT id, seq, deleted, hidden, data, provenance, first_seen_us FROM posts "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT id, seq, deleted, hidden, data, provenance, approved, pinned, rule "
+                "FROM posts WHERE seq > ? ORDER BY seq LIMIT ?",
                 (seq, limit),
             ).fetchall()
             out: list[Change] = []
-            for post_id, row_seq, deleted, hidden, data, prov, _seen in rows:
-                if deleted or hidden:
+            for post_id, row_seq, deleted, hidden, data, prov, approved, pinned, rule in rows:
+                if deleted:
                     out.append(Change("deleted", post_id, row_seq, None))
                 else:
-                    out.append(Change("new", post_id, row_seq, _post_from_row(data, prov)))
+                    post = _post_from_row(data, prov)
+                    # The row's latest state: show it, or retract it if it is now hidden.
+                    out.append(
+                        Change(
+                            "updated", post_id, row_seq, post, bool(hidden), bool(approved),
+                            bool(pinned), rule, surfaced=True,
+                        )
+                    )
             return out
 
         result: list[Change] = await self._read(q)
