@@ -158,8 +158,9 @@ async def test_hide_retracts_everywhere_within_a_second_and_survives_restart(
         await publish(c, make_post(1), make_post(2))
         assert len((await next_of(wall, "posts", 2))["posts"]) >= 1
         started = asyncio.get_running_loop().time()
-        resp = await c.post("/api/admin/actions", headers=BEARER,
-                            json={"action": "hide", "post": make_post(1).id})
+        resp = await c.post(
+            "/api/admin/actions", headers=BEARER, json={"action": "hide", "post": make_post(1).id}
+        )
         assert resp.status == 200
         retract = await next_of(wall, "retract", 1.0)
         assert retract["ids"] == [make_post(1).id]
@@ -191,8 +192,9 @@ async def test_pre_moderation_holds_the_wall_until_approved(client: TestClient) 
     queue = await (await client.get("/api/admin/queue", headers=BEARER)).json()
     assert queue["posts"][0]["moderation"]["state"] == "pending"
     started = asyncio.get_running_loop().time()
-    await client.post("/api/admin/actions", headers=BEARER,
-                      json={"action": "approve", "post": make_post(5).id})
+    await client.post(
+        "/api/admin/actions", headers=BEARER, json={"action": "approve", "post": make_post(5).id}
+    )
     msg = await next_of(wall, "posts", 1.0)
     assert [p["id"] for p in msg["posts"]] == [make_post(5).id]
     assert asyncio.get_running_loop().time() - started < 1.0
@@ -203,8 +205,9 @@ async def test_ban_author_hides_old_and_new_posts(client: TestClient) -> None:
     troll = Author(handle="@troll@bad.example", name="Troll")
     await publish(client, make_post(1, author=troll), make_post(2))
     await wait_for(lambda: _count(client, 2))
-    resp = await client.post("/api/admin/actions", headers=BEARER,
-                             json={"action": "ban", "author": "troll@bad.example"})
+    resp = await client.post(
+        "/api/admin/actions", headers=BEARER, json={"action": "ban", "author": "troll@bad.example"}
+    )
     assert (await resp.json())["changed"] == 1
     await publish(client, make_post(3, author=troll))
     await asyncio.sleep(0.3)
@@ -212,8 +215,11 @@ async def test_ban_author_hides_old_and_new_posts(client: TestClient) -> None:
     assert [p["id"] for p in page["posts"]] == [make_post(2).id]
     bans = await (await client.get("/api/admin/bans", headers=BEARER)).json()
     assert bans["bans"][0]["value"] == "@troll@bad.example"
-    await client.post("/api/admin/actions", headers=BEARER,
-                      json={"action": "unban", "author": "@troll@bad.example"})
+    await client.post(
+        "/api/admin/actions",
+        headers=BEARER,
+        json={"action": "unban", "author": "@troll@bad.example"},
+    )
     page = await (await client.get("/api/posts")).json()
     assert make_post(1).id in [p["id"] for p in page["posts"]]
 
@@ -225,12 +231,14 @@ async def test_pin_and_announce_reach_screens(client: TestClient) -> None:
     await wall.send_json({"type": "hello"})
     first = await next_of(wall, "pin", 1.0)
     assert first["post"] is None
-    await client.post("/api/admin/actions", headers=BEARER,
-                      json={"action": "pin", "post": make_post(1).id})
+    await client.post(
+        "/api/admin/actions", headers=BEARER, json={"action": "pin", "post": make_post(1).id}
+    )
     pin = await next_of(wall, "pin", 1.0)
     assert pin["post"]["id"] == make_post(1).id
-    await client.post("/api/admin/actions", headers=BEARER,
-                      json={"action": "announce", "text": "Lunch is served"})
+    await client.post(
+        "/api/admin/actions", headers=BEARER, json={"action": "announce", "text": "Lunch is served"}
+    )
     announce = await next_of(wall, "announce", 1.0)
     assert announce["text"] == "Lunch is served"
     await wall.close()
@@ -245,8 +253,9 @@ async def test_bad_admin_input_is_a_clear_400(client: TestClient) -> None:
     ):
         resp = await client.post("/api/admin/actions", headers=BEARER, json=body)
         assert resp.status == 400 and needle in (await resp.json())["error"]
-    resp = await client.post("/api/admin/actions", headers=BEARER,
-                             json={"action": "hide", "post": "nope"})
+    resp = await client.post(
+        "/api/admin/actions", headers=BEARER, json={"action": "hide", "post": "nope"}
+    )
     assert resp.status == 404
     resp = await client.put("/api/admin/settings", headers=BEARER, json={"moderation": "maybe"})
     assert resp.status == 400 and "moderation" in (await resp.json())["error"]

@@ -49,10 +49,13 @@ async def wait_count(client: TestClient, n: int) -> None:
 
 
 async def receive_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> dict[str, Any]:
-    msg = await ws.receive(timeout=timeout)
-    assert msg.type == aiohttp.WSMsgType.TEXT, msg
-    data: dict[str, Any] = json.loads(msg.data)
-    return data
+    """The next message about posts, skipping the pin/announce state sent after hello."""
+    while True:
+        msg = await ws.receive(timeout=timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        data: dict[str, Any] = json.loads(msg.data)
+        if data["type"] not in ("pin", "announce"):
+            return data
 
 
 async def test_api_posts_pages_and_validates(client: TestClient) -> None:

@@ -66,7 +66,8 @@ async def admin_page(request: web.Request) -> web.Response:
     token = admin_token(request)
     if token is None:
         return web.Response(
-            status=403, text="Admin is disabled: set BACKCHANNEL_WEB_ADMIN_TOKEN and restart.",
+            status=403,
+            text="Admin is disabled: set BACKCHANNEL_WEB_ADMIN_TOKEN and restart.",
         )
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and session_valid(token, cookie, time.time()):
@@ -79,8 +80,10 @@ def _page_context(request: web.Request, csrf: str, runtime: Any) -> dict[str, An
     config = request.app[CONFIG]
     static = request.app.router["static"]
     return {
-        "event": {"name": config.event_name,
-                  "hashtags": [normalise_tag(t) for t in config.hashtags]},
+        "event": {
+            "name": config.event_name,
+            "hashtags": [normalise_tag(t) for t in config.hashtags],
+        },
         "csrf": csrf,
         "settings": runtime.moderation.settings,
         "static": lambda name: static.url_for(filename=name),
@@ -92,12 +95,23 @@ def _login_form(request: web.Request, error: str | None, status: int = 200) -> w
     static = request.app.router["static"]
     response = render(
         "admin_login.html",
-        {"error": error, "csrf": csrf, "static": lambda name: static.url_for(filename=name),
-         "event": {"name": request.app[CONFIG].event_name, "hashtags": []}},
+        {
+            "error": error,
+            "csrf": csrf,
+            "static": lambda name: static.url_for(filename=name),
+            "event": {"name": request.app[CONFIG].event_name, "hashtags": []},
+        },
     )
     response.set_status(status)
-    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="Strict",
-                        secure=request.secure, path="/admin", max_age=3600)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/admin",
+        max_age=3600,
+    )
     return response
 
 
@@ -133,8 +147,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if token is None or not cookie or not session_valid(token, cookie, time.time()):
         raise web.HTTPSeeOther("/admin")
-    if not secrets.compare_digest(str(form.get("csrf", "")).encode(),
-                                  csrf_for(token, cookie).encode()):
+    if not secrets.compare_digest(
+        str(form.get("csrf", "")).encode(), csrf_for(token, cookie).encode()
+    ):
         raise _bad("missing or invalid CSRF token", web.HTTPForbidden)
     response = web.HTTPSeeOther("/admin")
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -250,7 +265,9 @@ async def put_settings(request: web.Request) -> web.Response:
     return web.json_response(settings)
 
 
-async def _save_settings(request: web.Request, values: dict[str, Any], actor: str) -> dict[str, Any]:
+async def _save_settings(
+    request: web.Request, values: dict[str, Any], actor: str
+) -> dict[str, Any]:
     runtime = request.app[RUNTIME]
     try:
         clean = validate_settings(values)

@@ -109,9 +109,7 @@ async def require_admin(request: web.Request, *, state_changing: bool) -> str:
     """Return the actor name or raise 401/403/429; state changes by cookie need CSRF."""
     token = admin_token(request)
     if token is None:
-        raise _json_error(
-            web.HTTPForbidden, "admin is disabled: set BACKCHANNEL_WEB_ADMIN_TOKEN"
-        )
+        raise _json_error(web.HTTPForbidden, "admin is disabled: set BACKCHANNEL_WEB_ADMIN_TOKEN")
     throttle = request.app[THROTTLE]
     ip = client_address(request)
     now = time.time()
@@ -139,6 +137,11 @@ def _json_error(cls: type[web.HTTPException], message: str) -> web.HTTPException
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
     response.set_cookie(
-        SESSION_COOKIE, value, max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
-        secure=request.secure, path="/",
+        SESSION_COOKIE,
+        value,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
     )

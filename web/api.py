@@ -49,7 +49,9 @@ def page_query(request: web.Request) -> PageQuery:
     view = q.get("view") or "remote"
     if view not in ("remote", "wall"):
         raise bad_request("view: expected remote or wall")
-    approved_only = request.app[FANOUT].policy.needs_approval("wall" if view == "wall" else "remote")
+    approved_only = request.app[FANOUT].policy.needs_approval(
+        "wall" if view == "wall" else "remote"
+    )
     for key in ("before", "after", "session"):
         if len(q.get(key, "")) > 200:
             raise bad_request(f"{key}: too long")

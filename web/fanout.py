@@ -22,6 +22,7 @@ from aggregator.store.base import Change
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.1
+DEFAULT_POLICY = Policy()
 CLIENT_MAX_MESSAGES = 256
 CLIENT_MAX_BYTES = 2 * 1024 * 1024
 WRITE_HIGH_WATER = 256 * 1024  # bytes in a socket's write buffer before we stop writing
@@ -83,7 +84,7 @@ def _verb(change: Change, audience: Audience, policy: Policy) -> str | None:
 
 
 def encode_changes(
-    changes: list[Change], audience: Audience = "remote", policy: Policy = Policy()
+    changes: list[Change], audience: Audience = "remote", policy: Policy = DEFAULT_POLICY
 ) -> list[Encoded]:
     """Group consecutive changes with the same verb into messages, in seq order."""
     out: list[Encoded] = []
@@ -106,8 +107,11 @@ def encode_changes(
             out.append(_encoded(msg, group, audience))
         else:
             for change in group:
-                msg = {"type": "update", "post": post_json(change, audience),
-                       "cursor": str(change.seq)}
+                msg = {
+                    "type": "update",
+                    "post": post_json(change, audience),
+                    "cursor": str(change.seq),
+                }
                 out.append(_encoded(msg, [change], audience))
         group.clear()
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from aggregator.dedupe import Decision, StoredState, decide, fingerprint
 from aggregator.model import Post, Provenance, parse_timestamp
+from aggregator.store import sqlite_admin as admin
 from aggregator.store.base import (
     Change,
     CursorError,
@@ -32,7 +33,6 @@ from aggregator.store.base import (
     decode_page_cursor,
     encode_page_cursor,
 )
-from aggregator.store import sqlite_admin as admin
 from aggregator.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -301,8 +301,16 @@ class SQLiteStore:
                     "has_media, data, provenance, fingerprint, likes, reposts, replies, home, "
                     "edited_at, first_seen_us, hidden, approved, rule, moderated_by) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (post.id, seq, *values, now_us, int(hidden), int(approved), rule,
-                     "auto" if rule else None),
+                    (
+                        post.id,
+                        seq,
+                        *values,
+                        now_us,
+                        int(hidden),
+                        int(approved),
+                        rule,
+                        "auto" if rule else None,
+                    ),
                 )
                 conn.execute(
                     "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)",
@@ -483,8 +491,15 @@ class SQLiteStore:
                     # The row's latest state: show it, or retract it if it is now hidden.
                     out.append(
                         Change(
-                            "updated", post_id, row_seq, post, bool(hidden), bool(approved),
-                            bool(pinned), rule, surfaced=True,
+                            "updated",
+                            post_id,
+                            row_seq,
+                            post,
+                            bool(hidden),
+                            bool(approved),
+                            bool(pinned),
+                            rule,
+                            surfaced=True,
                         )
                     )
             return out

@@ -47,7 +47,14 @@ def _state_change(conn: sqlite3.Connection, pk: int, seq: int) -> Change:
         return Change("deleted", row[0], seq, None)
     post = _post_from_row(row[1], row[2])
     return Change(
-        "updated", row[0], seq, post, bool(row[3]), bool(row[4]), bool(row[5]), row[6],
+        "updated",
+        row[0],
+        seq,
+        post,
+        bool(row[3]),
+        bool(row[4]),
+        bool(row[5]),
+        row[6],
         surfaced=True,
     )
 
@@ -96,7 +103,9 @@ def _ban_where(kind: str) -> str:
         return "lower(author) = ?"
     # A domain ban covers the domain's accounts on Mastodon (@user@domain) and Bluesky
     # handles under it (@name.domain), subdomains included.
-    return "(lower(author) LIKE '%@' || ? OR lower(author) LIKE '%.' || ? OR lower(author) = '@' || ?)"
+    return (
+        "(lower(author) LIKE '%@' || ? OR lower(author) LIKE '%.' || ? OR lower(author) = '@' || ?)"
+    )
 
 
 def ban_op(kind: str, value: str, actor: str, *, ban: bool) -> Callable[..., list[Change]]:
@@ -155,8 +164,18 @@ def assign_op(post_id: str, session: str | None, actor: str) -> Callable[..., li
         )
         _audit(conn, actor, "assign", post_id, {"session": session})
         change = _state_change(conn, row[0], seq)
-        return [Change("updated", change.id, seq, change.post, change.hidden, change.approved,
-                       change.pinned, change.rule)]
+        return [
+            Change(
+                "updated",
+                change.id,
+                seq,
+                change.post,
+                change.hidden,
+                change.approved,
+                change.pinned,
+                change.rule,
+            )
+        ]
 
     return run
 
@@ -197,8 +216,13 @@ def read_audit(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
         "SELECT at_us, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
     )
     return [
-        {"at": _iso(at), "actor": actor, "action": action, "target": target,
-         "detail": json.loads(detail)}
+        {
+            "at": _iso(at),
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "detail": json.loads(detail),
+        }
         for at, actor, action, target, detail in rows
     ]
 
@@ -223,8 +247,13 @@ def read_admin_posts(
     out = []
     for data, prov, hidden, approved, pinned, rule, by in rows:
         post = _post_from_row(data, prov).to_json()
-        state = {"hidden": bool(hidden), "approved": bool(approved), "pinned": bool(pinned),
-                 "rule": rule, "by": by}
+        state = {
+            "hidden": bool(hidden),
+            "approved": bool(approved),
+            "pinned": bool(pinned),
+            "rule": rule,
+            "by": by,
+        }
         out.append((post, state))
     return out
 
