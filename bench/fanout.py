@@ -13,103 +13,33 @@ passing rate x clients (deliveries/s). Medians of `--runs` runs.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aggregator.sim.loadgen import rss_kib  # noqa: E402
+from aggregator.sim.loadgen import run_scenario  # noqa: E402
 
 GOAL_P99_MS = 250.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def scenario(
     reference: bool, clients: int, stalled: int, rate: float, seconds: float
 ) -> dict[str, Any]:
-    port = free_port()
-    count = int(rate * seconds)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [
-        "taskset",
-        "-c",
-        "0",
-        sys.executable,
-        "-m",
-        "aggregator.sim.loadgen",
-        "server",
-        "--port",
-        str(port),
-        "--rate",
-        str(rate),
-        "--count",
-        str(count),
-        "--delay",
-        "-1",
-    ]
-    if reference:
-        cmd.append("--reference")
-    server = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    outcome = run_scenario(
+        clients=clients,
+        stalled=stalled,
+        rate=rate,
+        count=int(rate * seconds),
+        reference=reference,
+        pin_cores=True,
+        cwd=str(ROOT),
     )
-    try:
-        assert server.stdout is not None
-        server.stdout.readline()
-        rss_empty = rss_kib(server.pid)
-        swarm = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                "1",
-                sys.executable,
-                "-m",
-                "aggregator.sim.loadgen",
-                "swarm",
-                "--url",
-                f"ws://127.0.0.1:{port}/ws",
-                "--clients",
-                str(clients),
-                "--stalled",
-                str(stalled),
-                "--expect",
-                str(count),
-                "--duration",
-                str(seconds + 20),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert swarm.stderr is not None
-        assert swarm.stderr.readline().strip() == b"ready"
-        time.sleep(1.0)  # all connected and idle, nothing posted yet
-        rss_idle = rss_kib(server.pid)
-        server.send_signal(signal.SIGUSR1)
-        out, _ = swarm.communicate(timeout=seconds + 90)
-        result: dict[str, Any] = json.loads(out)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    result["idle_kib_per_conn"] = (rss_idle - rss_empty) / max(1, clients)
+    result = outcome.swarm
+    result["idle_kib_per_conn"] = (outcome.rss_idle_kib - outcome.rss_empty_kib) / max(1, clients)
     result["delivery"] = result["readers_complete"] / max(1, result["readers"])
     result["passes"] = result["delivery"] == 1.0 and result["p99_ms"] <= GOAL_P99_MS
     return result

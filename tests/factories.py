@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aggregator.model import Author, Media, Metrics, Post, Provenance, format_timestamp
 
 BASE = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+# The post JSON of DESIGN.md: exactly these keys, in every API, websocket and digest.
+POST_JSON_KEYS = frozenset(
+    "id platform url author text html created_at language tags sensitive spoiler_text "
+    "media links reply_to quote_of metrics session".split()
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def make_post(n: int, **changes: Any) -> Post:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,39 +20,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from factories import POST_JSON_KEYS, free_port
 
 from aggregator.demo import load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEED = 1500.0
-POST_KEYS = {
-    "id",
-    "platform",
-    "url",
-    "author",
-    "text",
-    "html",
-    "created_at",
-    "language",
-    "tags",
-    "sensitive",
-    "spoiler_text",
-    "media",
-    "links",
-    "reply_to",
-    "quote_of",
-    "metrics",
-    "session",
-}
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -125,7 +99,7 @@ class Watcher:
         assert kind != "resync", "a resumable client must not need a resync"
         if kind == "posts":
             for post in msg["posts"]:
-                assert set(post) == POST_KEYS
+                assert set(post) == POST_JSON_KEYS
                 self.view[post["id"]] = post
         elif kind == "update":
             self.view[msg["post"]["id"]] = msg["post"]

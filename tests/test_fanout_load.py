@@ -4,100 +4,25 @@ clients that stop reading during a flood are dropped and server memory stays bou
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from aggregator.sim.loadgen import rss_kib
+from aggregator.sim.loadgen import ScenarioResult, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def run_scenario(
-    clients: int, stalled: int, rate: float, count: int, size: int = 1000
-) -> tuple[dict[str, Any], dict[str, Any], int, int]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aggregator.sim.loadgen",
-            "server",
-            "--port",
-            str(port),
-            "--rate",
-            str(rate),
-            "--count",
-            str(count),
-            "--size",
-            str(size),
-            "--delay",
-            "-1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+def run(clients: int, stalled: int, rate: float, count: int, size: int = 1000) -> ScenarioResult:
+    return run_scenario(
+        clients=clients, stalled=stalled, rate=rate, count=count, size=size, cwd=str(ROOT)
     )
-    try:
-        assert server.stdout is not None
-        assert b"serving" in server.stdout.readline()
-        rss_before = rss_kib(server.pid)
-        swarm = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "aggregator.sim.loadgen",
-                "swarm",
-                "--url",
-                f"ws://127.0.0.1:{port}/ws",
-                "--clients",
-                str(clients),
-                "--stalled",
-                str(stalled),
-                "--expect",
-                str(count),
-                "--duration",
-                str(count / rate + 15),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert swarm.stderr is not None
-        assert swarm.stderr.readline().strip() == b"ready"  # every client connected
-        server.send_signal(signal.SIGUSR1)  # start posting
-        out, _ = swarm.communicate(timeout=180)
-        rss_after = rss_kib(server.pid)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
-            health = json.load(resp)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    return json.loads(out), health, rss_before, rss_after
 
 
 def test_thousand_clients_and_ten_stalled_ones() -> None:
-    base, _, _, _ = run_scenario(1000, 0, rate=10, count=40)
-    with_stalled, _, _, _ = run_scenario(1000, 10, rate=10, count=40)
+    base = run(1000, 0, rate=10, count=40).swarm
+    with_stalled = run(1000, 10, rate=10, count=40).swarm
     print(
         f"\n1000 clients: p99 {base['p99_ms']:.0f} ms; with 10 stalled: "
         f"p99 {with_stalled['p99_ms']:.0f} ms"
@@ -112,8 +37,9 @@ def test_thousand_clients_and_ten_stalled_ones() -> None:
 
 def test_clients_that_stop_reading_in_a_flood_are_dropped_with_bounded_memory() -> None:
     # 8 KB posts at 200/s for 8 s: 12.8 MB per client, more than kernel buffers (4 MB) hide.
-    result, health, rss_before, rss_after = run_scenario(40, 10, rate=200, count=1600, size=8000)
-    growth_mib = (rss_after - rss_before) / 1024
+    outcome = run(40, 10, rate=200, count=1600, size=8000)
+    result, health = outcome.swarm, outcome.health
+    growth_mib = (outcome.rss_after_kib - outcome.rss_idle_kib) / 1024
     print(
         f"\nflood: readers p99 {result['p99_ms']:.0f} ms, dropped {health['clients']['dropped']}, "
         f"server RSS +{growth_mib:.1f} MiB"

@@ -295,6 +295,117 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+@dataclass
+class ScenarioResult:
+    swarm: dict[str, Any]  # what run_swarm reported
+    health: dict[str, Any]  # the server's /healthz after the run ({} for the reference)
+    rss_empty_kib: int  # server RSS before any client connected
+    rss_idle_kib: int  # with every client connected, before the first post
+    rss_after_kib: int
+
+
+def run_scenario(
+    *,
+    clients: int,
+    stalled: int,
+    rate: float,
+    count: int,
+    size: int = 1000,
+    reference: bool = False,
+    pin_cores: bool = False,
+    cwd: str | None = None,
+) -> ScenarioResult:
+    """One fan-out run: server and swarm as separate processes on loopback.
+
+    Posting starts only once every client is connected (SIGUSR1), so every reader can be
+    expected to get every post. With `pin_cores`, server and swarm get a core each.
+    """
+    import subprocess
+    import urllib.request
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": cwd or os.getcwd()}
+    server_pin = ["taskset", "-c", "0"] if pin_cores else []
+    swarm_pin = ["taskset", "-c", "1"] if pin_cores else []
+    cmd = [
+        *server_pin,
+        sys.executable,
+        "-m",
+        "aggregator.sim.loadgen",
+        "server",
+        "--port",
+        str(port),
+        "--rate",
+        str(rate),
+        "--count",
+        str(count),
+        "--size",
+        str(size),
+        "--delay",
+        "-1",
+    ]
+    if reference:
+        cmd.append("--reference")
+    server = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert server.stdout is not None
+        if b"serving" not in server.stdout.readline():
+            raise RuntimeError("the load server did not start")
+        rss_empty = rss_kib(server.pid)
+        swarm = subprocess.Popen(
+            [
+                *swarm_pin,
+                sys.executable,
+                "-m",
+                "aggregator.sim.loadgen",
+                "swarm",
+                "--url",
+                f"ws://127.0.0.1:{port}/ws",
+                "--clients",
+                str(clients),
+                "--stalled",
+                str(stalled),
+                "--expect",
+                str(count),
+                "--duration",
+                str(count / rate + 20),
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert swarm.stderr is not None
+        if swarm.stderr.readline().strip() != b"ready":
+            raise RuntimeError("the swarm could not connect")
+        time.sleep(1.0)  # connected and idle: the per-connection memory
+        rss_idle = rss_kib(server.pid)
+        server.send_signal(signal.SIGUSR1)  # start posting
+        out, _ = swarm.communicate(timeout=count / rate + 120)
+        rss_after = rss_kib(server.pid)
+        health: dict[str, Any] = {}
+        if not reference:
+            url = f"http://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                health = json.load(resp)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return ScenarioResult(json.loads(out), health, rss_empty, rss_idle, rss_after)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:
