@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.model import Post
+from aggregator.moderate import Lexicon, Rules, build_lexicon, evaluate
+from aggregator.profanity import builtin_profanity
 from aggregator.store.base import Verdict
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,7 @@ def validate_settings(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _rules_from_json(data: dict[str, Any]) -> Any:
-    from aggregator.moderate import Rules
-
+def _rules_from_json(data: dict[str, Any]) -> Rules:
     try:
         return Rules.from_json(data)
     except (TypeError, ValueError) as exc:
@@ -69,7 +69,8 @@ class ModerationState:
     settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     banned_authors: set[str] = field(default_factory=set)
     banned_domains: set[str] = field(default_factory=set)
-    _rules: Any = None
+    _rules: Rules | None = None
+    _blocklist: Lexicon | None = None
 
     def load(self, settings: dict[str, Any], bans: list[dict[str, Any]]) -> None:
         merged = dict(DEFAULT_SETTINGS)
@@ -94,18 +95,25 @@ class ModerationState:
             "domains": sorted(self.banned_domains),
         }
 
-    def rules(self) -> Any:
+    def rules(self) -> Rules:
         if self._rules is None:
             try:
                 self._rules = _rules_from_json(self.settings.get("rules") or {})
             except SettingsError as exc:
                 # Stored rules this version cannot read: fall back to defaults, loudly.
                 log.error("moderation: %s; using the default rules", exc)
-                self._rules = _rules_from_json({})
+                self._rules = Rules()
+            self._blocklist = build_lexicon(self._rules.blocklist)
         return self._rules
 
     def verdict(self, post: Post) -> Verdict:
-        from aggregator.moderate import evaluate
-
-        result = evaluate(post, self.rules(), self.banned_authors, self.banned_domains)
+        rules = self.rules()
+        result = evaluate(
+            post,
+            rules,
+            self.banned_authors,
+            self.banned_domains,
+            profanity=builtin_profanity(),
+            blocklist=self._blocklist,
+        )
         return (result.action, result.rule)

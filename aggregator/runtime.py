@@ -63,7 +63,7 @@ class Runtime:
         await self.store.open()
         self.moderation.load(await self.store.get_settings(), await self.store.bans())
         self._control_task = asyncio.create_task(self._follow_controls(), name="controls")
-        self.pipeline = Pipeline(self.inbox, self.store, self.bus, None)
+        self.pipeline = Pipeline(self.inbox, self.store, self.bus, self.moderation.verdict)
         self._pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
         if not self.ingest:
             return

@@ -21,6 +21,9 @@ CORE_MODULES: tuple[str, ...] = (
     "aggregator/sanitise.py",
     "aggregator/normalise",
     "aggregator/dedupe.py",
+    "aggregator/moderate.py",
+    "aggregator/audience.py",
+    "aggregator/store/base.py",
 )
 
 FORBIDDEN_IMPORTS = frozenset(
