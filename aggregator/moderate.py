@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, fields
-from typing import AbstractSet, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aggregator.model import Post

@@ -12,7 +12,10 @@ from aggregator.profanity import builtin_profanity
 SWEAR = builtin_profanity()
 
 
-def judge(post, rules: Rules = Rules(), **kw) -> Verdict:  # type: ignore[no-untyped-def]
+DEFAULT = Rules()
+
+
+def judge(post, rules: Rules = DEFAULT, **kw) -> Verdict:  # type: ignore[no-untyped-def]
     return evaluate(post, rules, profanity=SWEAR, **kw)
 
 
