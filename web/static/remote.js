@@ -3,9 +3,9 @@
 // nears the end of the list. Filters re-read the list from the API and live in the URL.
 // common.js is imported by its versioned URL (given by the page) rather than "./common.js",
 // so that after a deploy a long-open page never pairs a new script with a cached old one.
-const { CardList, LiveStream, fetchPosts, hideBrokenImages, startClock } = await import(
-  document.body.dataset.common
-);
+const { CardList, LiveStream, fetchPosts, hideBrokenImages, renderCard, startClock } =
+  await import(document.body.dataset.common);
+const { showAnnouncement, showPinned } = await import(document.body.dataset.banner);
 
 const PAGE = 40;
 const NEAR_TOP_PX = 120;
@@ -151,8 +151,14 @@ function handle(msg) {
       list.remove(msg.ids);
       updatePill();
       break;
+    case "pin":
+      showPinned(msg.post, renderCard);
+      break;
+    case "announce":
+      showAnnouncement(msg.text);
+      break;
     default:
-      break; // pin, announce and future types
+      break; // future types
   }
 }
 

@@ -2,9 +2,9 @@
 //   ?theme=light  ?columns=N  ?media=0  ?platform=mastodon|bluesky|blog
 // common.js is imported by its versioned URL (given by the page) rather than "./common.js",
 // so that after a deploy a long-running wall never pairs a new script with a cached old one.
-const { CardList, LiveStream, fetchPosts, hideBrokenImages, startClock } = await import(
-  document.body.dataset.common
-);
+const { CardList, LiveStream, fetchPosts, hideBrokenImages, renderCard, startClock } =
+  await import(document.body.dataset.common);
+const { showAnnouncement, showPinned } = await import(document.body.dataset.banner);
 
 const MAX_CARDS = 60; // keeps the DOM (and a week-long wall's memory) bounded
 const PLATFORMS = ["mastodon", "bluesky", "blog"];
@@ -72,11 +72,44 @@ function handle(msg) {
     case "retract":
       list.remove(msg.ids);
       break;
+    case "pin":
+      showPinned(msg.post, renderCard, { mediaLimit: 1 });
+      return;
+    case "announce":
+      showAnnouncement(msg.text);
+      return;
     default:
-      return; // pin, announce and future types: not shown on this version of the wall
+      return; // future types
   }
+  if (msg.type === "posts") lastPost = Date.now();
+  clearSpotlight();
   fitColumns();
 }
+
+// "Shuffle when quiet" (?shuffle=1, ?quiet=SECONDS): when nothing new has arrived for a
+// while, bring back an earlier post in a spotlight above the list, one at a time.
+const shuffle = params.get("shuffle") === "1";
+const quietMs = Math.max(30, Number.parseInt(params.get("quiet") ?? "120", 10) || 120) * 1000;
+let lastPost = Date.now();
+const spotlight = document.getElementById("spotlight");
+
+function clearSpotlight() {
+  if (!spotlight || spotlight.hidden) return;
+  spotlight.hidden = true;
+  spotlight.querySelector(".spotlight-card").replaceChildren();
+}
+
+function spotlightEarlier() {
+  if (!shuffle || !spotlight || Date.now() - lastPost < quietMs) return;
+  const earlier = [...cards.children].slice(6); // not the ones everybody just read
+  if (earlier.length === 0) return;
+  const pick = earlier[Math.floor(Math.random() * earlier.length)];
+  const copy = pick.cloneNode(true);
+  copy.removeAttribute("id");
+  spotlight.querySelector(".spotlight-card").replaceChildren(copy);
+  spotlight.hidden = false;
+}
+setInterval(spotlightEarlier, 20_000);
 
 // The server renders the unfiltered newest page; a platform filter needs its own page.
 if (platform) reload();
