@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,9 @@ async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Ev
         tmp = tempfile.TemporaryDirectory(prefix="backchannel-demo-")
         db = str(Path(tmp.name) / "demo.db")
     event = data["event"]
-    config = load_config(env={}).with_overrides(
+    # Only the admin token comes from the environment: the demo's other settings are fixed.
+    secrets = {k: v for k, v in os.environ.items() if k.startswith("BACKCHANNEL_WEB_ADMIN")}
+    config = load_config(env=secrets).with_overrides(
         event={
             "name": event["name"],
             "hashtags": event["hashtags"],

@@ -6,7 +6,16 @@ const body = document.body;
 const csrf = body.dataset.csrf;
 const queue = document.getElementById("queue");
 const items = new Map(); // post id -> <li>
+const posts = new Map(); // post id -> post, to re-render when the mode changes
 let selected = null;
+let mode = "post";
+
+// The server says pending for every unapproved post; under post-moderation those are live.
+function stateOf(m) {
+  if (m.hidden) return "hidden";
+  if (m.approved) return "visible";
+  return mode === "pre" ? "pending" : "live";
+}
 
 async function api(method, path, data) {
   const response = await fetch(path, {
@@ -46,16 +55,17 @@ function domainOf(handle) {
 }
 
 function renderItem(post) {
-  const m = post.moderation || { state: "visible" };
+  const m = post.moderation || {};
+  const state = stateOf(m);
   const li = document.createElement("li");
-  li.className = `admin-item state-${m.state}`;
+  li.className = `admin-item state-${state}`;
   li.dataset.id = post.id;
   li.tabIndex = -1;
   const tools = document.createElement("div");
   tools.className = "admin-tools";
   const badge = document.createElement("span");
-  badge.className = `admin-badge ${m.state}`;
-  badge.textContent = m.pinned ? `${m.state} · pinned` : m.state;
+  badge.className = `admin-badge ${state}`;
+  badge.textContent = m.pinned ? `${state} · pinned` : state;
   tools.append(badge);
   if (m.rule) {
     const rule = document.createElement("span");
@@ -64,8 +74,10 @@ function renderItem(post) {
     tools.append(rule);
   }
   const id = post.id;
-  if (m.state !== "visible" || !m.approved) tools.append(button("Approve", () => act("approve", { post: id }), "a"));
-  if (m.state === "hidden") tools.append(button("Unhide", () => act("unhide", { post: id }), "u"));
+  if (state === "pending" || state === "hidden") {
+    tools.append(button("Approve", () => act("approve", { post: id }), "a"));
+  }
+  if (state === "hidden") tools.append(button("Unhide", () => act("unhide", { post: id }), "u"));
   else tools.append(button("Hide", () => act("hide", { post: id }), "h"));
   tools.append(button("Ban author", () => act("ban", { author: post.author.handle }), "b"));
   tools.append(button("Ban domain", () => act("ban", { domain: domainOf(post.author.handle) })));
@@ -76,6 +88,7 @@ function renderItem(post) {
 }
 
 function upsert(post, { prepend = true } = {}) {
+  posts.set(post.id, post);
   const fresh = renderItem(post);
   const old = items.get(post.id);
   if (old) {
@@ -94,6 +107,7 @@ function upsert(post, { prepend = true } = {}) {
     const last = queue.lastElementChild;
     if (!last) break;
     items.delete(last.dataset.id);
+    posts.delete(last.dataset.id);
     last.remove();
   }
 }
@@ -104,6 +118,7 @@ function remove(id) {
     li.remove();
     items.delete(id);
   }
+  posts.delete(id);
 }
 
 function select(li) {
@@ -117,7 +132,8 @@ function select(li) {
 }
 
 document.addEventListener("keydown", (event) => {
-  if (event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey) return;
+  const typing = "textarea, select, input:not([type=radio]):not([type=checkbox])";
+  if (event.target.closest(typing) || event.ctrlKey || event.metaKey || event.altKey) return;
   const key = event.key;
   if (key === "?") {
     const help = document.getElementById("help");
@@ -134,6 +150,10 @@ document.addEventListener("keydown", (event) => {
 });
 
 function applySettings(settings) {
+  if (settings.moderation !== mode) {
+    mode = settings.moderation;
+    for (const post of posts.values()) upsert(post);
+  }
   for (const radio of document.querySelectorAll('input[name="moderation"]')) {
     radio.checked = radio.value === settings.moderation;
   }
