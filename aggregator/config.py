@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "public_url": Key("str", "", "Public base URL (for the QR code and feeds)"),
         "max_connections_per_ip": Key("int", 50, "Websocket connections per client IP; 0 = no cap"),
         "trusted_proxies": Key("list", [], "Proxy IPs whose X-Forwarded-For names the client"),
+        "frame_ancestors": Key("list", ["'self'"], "Who may embed the pages (CSP frame-ancestors)"),
     },
     "storage": {
         "url": Key("str", "sqlite:///backchannel.db", "sqlite:///path or postgresql://..."),
@@ -284,6 +286,11 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
             f"bluesky.mode: expected one of {', '.join(BLUESKY_MODES)}, "
             f"got {values['bluesky']['mode']!r}"
         )
+    for source in values["web"]["frame_ancestors"]:
+        if not re.fullmatch(r"'self'|'none'|https?://[A-Za-z0-9.*:-]+", source):
+            raise ConfigError(
+                f"web.frame_ancestors: {source!r} is not 'self', 'none' or an http(s) origin"
+            )
     port = values["web"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError(f"web.port: expected 0-65535, got {port}")

@@ -85,6 +85,7 @@ def test_secret_from_file(tmp_path: Path) -> None:
         ("", {"BACKCHANNEL_DIGEST_FETCH_PRIVATE_ADDRESSES": "maybe"}, "expected true or false"),
         ("[storage]\nurl = 'mysql://x'\n", {}, "storage.url: expected"),
         ("[event]\nhashtags = ['two words']\n", {}, "event.hashtags: each hashtag"),
+        ("[web]\nframe_ancestors = ['*; script-src *']\n", {}, "web.frame_ancestors"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], names: str) -> None:

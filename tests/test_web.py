@@ -85,7 +85,9 @@ async def test_api_posts_pages_and_validates(client: TestClient) -> None:
 async def test_healthz_and_security_headers(client: TestClient) -> None:
     resp = await client.get("/healthz")
     assert resp.status == 200 and (await resp.json())["status"] == "ok"
-    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'self'" in csp
+    assert "unsafe-inline" not in csp
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -186,3 +188,12 @@ async def test_atom_feed_of_the_live_stream(client: TestClient) -> None:
     assert [e.findtext("a:id", namespaces=ns) for e in entries] == [cw.id, make_post(1).id]
     assert entries[0].find("a:content", ns) is None  # a CW post does not show its text
     assert "CW: spoilers" in (entries[0].findtext("a:summary", namespaces=ns) or "")
+
+
+async def test_frame_ancestors_are_configurable(tmp_path: Path) -> None:
+    config = make_config(tmp_path).with_overrides(
+        web={"frame_ancestors": ["https://conference.example"]}
+    )
+    async with TestClient(TestServer(create_app(config), host="127.0.0.1")) as c:
+        csp = (await c.get("/wall")).headers["Content-Security-Policy"]
+        assert "frame-ancestors https://conference.example" in csp

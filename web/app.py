@@ -77,10 +77,12 @@ async def _going_away(app: web.Application) -> None:
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
+    ancestors = " ".join(request.app[CONFIG].get("web", "frame_ancestors")) or "'none'"
     headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'",
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        f"frame-ancestors {ancestors}",
     )
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
