@@ -20,7 +20,7 @@ from aggregator.bus import MemoryBus
 from aggregator.config import Config
 from aggregator.moderation_state import ModerationState
 from aggregator.pipeline import Inbox, Pipeline, Stop, new_inbox
-from aggregator.sources.mastodon_poll import MastodonPoller, PollTiming
+from aggregator.sources.mastodon import mastodon_sources
 from aggregator.store import Store, open_store
 from aggregator.supervise import Backoff, SourceState, supervise
 
@@ -83,24 +83,7 @@ class Runtime:
         since = cfg.event_start.astimezone(UTC) if cfg.event_start else None
         if since is None:
             since = datetime.now(UTC) - timedelta(hours=24)
-        timing = PollTiming(
-            interval=cfg.get("mastodon", "poll_interval"),
-            min_interval=cfg.get("mastodon", "min_poll_interval"),
-            refresh_every=cfg.get("mastodon", "poll_interval") * 3,
-        )
-        for server in cfg.get("mastodon", "servers"):
-            poller = MastodonPoller(
-                server,
-                cfg.hashtags,
-                self.inbox,
-                self.store,
-                self.http,
-                since=since,
-                timing=timing,
-                token=cfg.get("mastodon", "token"),
-            )
-            log.info("mastodon: polling %s for %s", server, ", ".join(poller.tags))
-            runs.append((poller.source, poller.run))
+        runs += mastodon_sources(cfg, self.inbox, self.store, self.http, since)
         mode = cfg.get("bluesky", "mode")
         if mode != "off":
             log.warning(

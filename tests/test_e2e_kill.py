@@ -26,12 +26,13 @@ from aggregator.demo import load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEED = 1500.0
+ADMIN = "e2e-admin-token"
 
 pytestmark = pytest.mark.slow
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BACKCHANNEL_WEB_ADMIN_TOKEN": ADMIN}
     env.pop("BACKCHANNEL_WEB_PORT", None)
     return subprocess.Popen(
         [sys.executable, *args],
@@ -179,7 +180,12 @@ url = "sqlite:///{tmp_path / "kill.db"}"
         # Let the replay finish and the pollers catch up.
         await asyncio.sleep(max(0.0, last / SPEED + 3 - (time.monotonic() - started)))
         await asyncio.sleep(2)
-        stored = await all_posts(base)
+        shown = await all_posts(base)
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN}"}) as admin,
+            admin.get(f"{base}/api/admin/hidden") as resp,
+        ):
+            hidden = (await resp.json())["posts"]
         stop.set()
         await asyncio.wait_for(follow, 10)
         service.send_signal(signal.SIGTERM)
@@ -190,8 +196,11 @@ url = "sqlite:///{tmp_path / "kill.db"}"
                 proc.kill()
                 proc.wait()
 
-    ids = [p["id"] for p in stored]
+    # Stored = shown + hidden by the default automatic rules (bots, opted-out accounts).
+    ids = [p["id"] for p in shown] + [p["id"] for p in hidden]
     assert len(ids) == len(set(ids)), "a post was stored twice"
+    rules = {p["moderation"]["rule"] for p in hidden}
+    assert rules <= {"bot", "noindex"}, rules
     visible = set(data["expected"]["visible_uris"])
     deleted = {item["uri"] for item in data["items"] if item["op"] == "delete"}
     missing = visible - set(ids)
@@ -199,7 +208,7 @@ url = "sqlite:///{tmp_path / "kill.db"}"
     unknown = set(ids) - visible - deleted
     assert not unknown, f"posts that were never published: {sorted(unknown)[:3]}"
     # The client's view, after two server deaths, equals the store's.
-    assert set(watcher.view) == set(ids)
+    assert set(watcher.view) == {p["id"] for p in shown}
     assert watcher.cursors == sorted(watcher.cursors), "messages arrived out of order"
     # The restarted services resumed from their cursors instead of backfilling again.
     for n in range(2, kills + 2):
@@ -208,6 +217,7 @@ url = "sqlite:///{tmp_path / "kill.db"}"
         assert "Traceback" not in text, text[-2000:]
     retracted = deleted - set(ids)
     print(
-        f"\nstored {len(ids)} posts, 0 lost, 0 doubled; {len(retracted)}/{len(deleted)} "
+        f"\nstored {len(ids)} posts ({len(hidden)} hidden by rules), 0 lost, 0 doubled; "
+        f"{len(retracted)}/{len(deleted)} "
         f"deletes seen by polling; client got {watcher.messages} messages"
     )

@@ -41,6 +41,7 @@ from aiohttp import web
 
 from aggregator.sim.clock import SimClock
 from aggregator.sim.instance import instance_v1, instance_v2
+from aggregator.sim.mastodon_stream import StreamFaults, serve_stream
 from aggregator.sim.ratelimit import RateLimiter
 from aggregator.sim.timeline import Item, ServerTimeline, TimelineQuery, stable_hash
 
@@ -95,6 +96,7 @@ class _Server:
     faults: deque[_Fault] = field(default_factory=deque)
     log: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=LOG_SIZE))
     cache: dict[str, tuple[float, bytes, str | None]] = field(default_factory=dict)
+    stream: StreamFaults = field(default_factory=StreamFaults)
 
 
 SERVER_KEY = web.AppKey("sim_server", _Server)
@@ -236,6 +238,17 @@ class MastodonSimulator:
         """The next `n` requests get 200 with a malformed JSON body."""
         self._queue(server).extend(_Fault("garbage") for _ in range(n))
 
+    async def drop_streams(self, server: int = 0) -> None:
+        """Cut every open streaming connection of a server without a close frame."""
+        await self._servers[server].stream.drop_all()
+
+    def stream_garbage_next(self, n: int = 1, *, server: int = 0) -> None:
+        """The next `n` stream events are preceded by a malformed frame."""
+        self._servers[server].stream.garbage += n
+
+    def open_streams(self, server: int = 0) -> int:
+        return len(self._servers[server].stream.sockets)
+
     def clear_faults(self) -> None:
         self._any_faults.clear()
         for srv in self._servers:
@@ -276,8 +289,12 @@ class MastodonSimulator:
         app[SERVER_KEY] = srv
         app.router.add_get("/api/v1/timelines/tag/{tag}", self._tag_timeline)
         app.router.add_get("/api/v1/statuses/{id}", self._status)
-        app.router.add_get("/api/v1/instance", self._instance_v1)
-        app.router.add_get("/api/v2/instance", self._instance_v2)
+        # Rails ignores a trailing slash, and Mastodon.py sends one for the instance.
+        for slash in ("", "/"):
+            app.router.add_get(f"/api/v1/instance{slash}", self._instance_v1)
+            app.router.add_get(f"/api/v2/instance{slash}", self._instance_v2)
+        app.router.add_get("/api/v1/streaming", self._streaming)
+        app.router.add_get("/api/v1/accounts/verify_credentials", self._verify_credentials)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
@@ -431,6 +448,26 @@ class MastodonSimulator:
     async def _instance_v2(self, request: web.Request) -> web.Response:
         srv = request.app[SERVER_KEY]
         return _json(instance_v2(srv.settings, request.host))
+
+    async def _verify_credentials(self, request: web.Request) -> web.Response:
+        _, valid = self._token(request)
+        if not valid:
+            return _json({"error": "The access token is invalid"}, 401)
+        srv = request.app[SERVER_KEY]
+        return _json(
+            {
+                "id": "1",
+                "username": "wall",
+                "acct": "wall",
+                "url": f"https://{srv.settings.host}/@wall",
+                "bot": True,
+            }
+        )
+
+    async def _streaming(self, request: web.Request) -> web.StreamResponse:
+        srv = request.app[SERVER_KEY]
+        _, valid = self._token(request)
+        return await serve_stream(request, srv.timeline, self.clock.offset, valid, srv.stream)
 
     async def _not_found(self, request: web.Request) -> web.Response:
         return _json({"error": "Record not found"}, 404)

@@ -63,15 +63,18 @@ class MastodonPoller:
         since: datetime | None = None,
         timing: PollTiming | None = None,
         token: str | None = None,
+        domain: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.server = server.rstrip("/")
         self.host = urlsplit(self.server).netloc
-        self.domain = urlsplit(self.server).hostname or self.host
+        # The server's own domain (from the instance probe) tells home posts and local
+        # accounts apart; the configured URL may differ (a proxy, WEB_DOMAIN, a simulator).
+        self.domain = domain or urlsplit(self.server).hostname or self.host
         # Provenance of posts normalised from this server; keys the local-id map.
         self.local_source = f"mastodon:{self.domain}"
-        self.source = f"mastodon:{self.host}"
+        self.source = self.source_name(self.server)
         self.tags = [normalise_tag(t) for t in hashtags if normalise_tag(t)]
         self.inbox = inbox
         self.store = store
@@ -89,55 +92,33 @@ class MastodonPoller:
 
     # the loop ------------------------------------------------------------------------
 
+    @staticmethod
+    def source_name(server: str) -> str:
+        """Names the source and keys its cursor: stable whatever the probe finds."""
+        return f"mastodon:{urlsplit(server.rstrip('/')).netloc}"
+
     async def run(self) -> None:
         if not self.tags:
             log.warning("%s: no hashtags configured; nothing to poll", self.source)
             return
-        await self._probe()
+        await self.poll_forever(await self.start())
+
+    async def start(self) -> str:
+        """Load the saved cursor, or backfill on the very first start; return the cursor."""
         # Restarted: the newest page's comparison needs to know what we stored before.
         recent = await self.store.recent_local_ids(self.local_source, RECENT_IDS)
         self._recent.extend(sorted(recent, key=lambda x: _numeric(x) or 0))
         cursor = await self.store.load_cursor(self.source)
         if cursor is None:
             cursor = await self._backfill()
+        return cursor
+
+    async def poll_forever(self, cursor: str) -> None:
         while True:
-            cursor, fetched = await self._catch_up(cursor)
+            cursor, fetched = await self.catch_up(cursor)
             if self._clock() - self._last_refresh >= self.timing.refresh_every:
                 await self._refresh_newest()
             await asyncio.sleep(self._next_delay(fetched))
-
-    async def _probe(self) -> None:
-        """Learn the server's own domain: posts whose `uri` is on it are home posts.
-
-        The configured URL may differ from the domain (a proxy, WEB_DOMAIN, a simulator),
-        so it is not a reliable way to tell home posts or local accounts apart.
-        """
-        for path in ("/api/v2/instance", "/api/v1/instance"):
-            try:
-                async with self.session.get(
-                    self.server + path, timeout=aiohttp.ClientTimeout(total=15)
-                ) as resp:
-                    if resp.status != 200:
-                        continue
-                    data = json.loads(await resp.content.read(1024 * 1024))
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                log.info("%s: instance probe %s failed: %s", self.source, path, exc)
-                continue
-            domain = data.get("domain") or data.get("uri") if isinstance(data, dict) else None
-            if isinstance(domain, str) and domain and "/" not in domain.removeprefix("https://"):
-                self.domain = domain.removeprefix("https://")
-                self.local_source = f"mastodon:{self.domain}"
-                version = data.get("version", "?")
-                log.info(
-                    "%s: %s, Mastodon API %s; polling the tag timeline",
-                    self.source,
-                    self.domain,
-                    version,
-                )
-                return
-        log.info(
-            "%s: no instance information; polling with %s as its domain", self.source, self.host
-        )
 
     def _next_delay(self, fetched: int) -> float:
         delay = self.timing.min_interval if fetched else self.timing.interval
@@ -176,14 +157,14 @@ class MastodonPoller:
                 created = parse_timestamp(status.get("created_at"))
                 if created is not None and created < since:
                     continue
-                await self._push(status)
+                await self.push(status)
                 count += 1
         cursor = newest or "0"
         await self.inbox.put(Checkpoint(self.source, cursor))
         log.info("%s: backfilled %d posts since %s", self.source, count, since.isoformat())
         return cursor
 
-    async def _catch_up(self, cursor: str) -> tuple[str, int]:
+    async def catch_up(self, cursor: str) -> tuple[str, int]:
         """Page forward from `cursor` until a short page says we are at the head."""
         fetched = 0
         while True:
@@ -191,7 +172,7 @@ class MastodonPoller:
             if not statuses:
                 return cursor, fetched
             for status in reversed(statuses):  # pages come newest first
-                await self._push(status)
+                await self.push(status)
             fetched += len(statuses)
             cursor = links.get("prev_min_id") or _id_of(statuses[0]) or cursor
             await self.inbox.put(Checkpoint(self.source, cursor))
@@ -202,7 +183,7 @@ class MastodonPoller:
         self._last_refresh = self._clock()
         statuses, _ = await self._fetch({"limit": str(PAGE_LIMIT)})
         for status in reversed(statuses):
-            await self._push(status, remember=False)  # dedupe turns unchanged ones into no-ops
+            await self.push(status, remember=False)  # dedupe turns unchanged ones into no-ops
         if len(statuses) < 2:
             return
         seen = {_id_of(s) for s in statuses}
@@ -217,7 +198,7 @@ class MastodonPoller:
                 self._recent.remove(local_id)
                 await self.inbox.put(Delete(self.local_source, local_id=local_id))
 
-    async def _push(self, status: dict[str, Any], remember: bool = True) -> None:
+    async def push(self, status: dict[str, Any], remember: bool = True) -> None:
         inner = status.get("reblog")
         local_id = _id_of(inner if isinstance(inner, dict) else status)
         if remember and local_id and local_id not in self._recent:
