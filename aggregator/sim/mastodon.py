@@ -78,6 +78,7 @@ class RequestRecord:
     status: int
     authed: bool
     fault: FaultKind | None
+    at: float = 0.0  # wall-clock time of the request
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,11 @@ class MastodonSimulator:
 
         def record(status: int) -> None:
             kind = fault.kind if fault else None
-            srv.log.append(RequestRecord(request.method, request.path_qs, status, valid, kind))
+            srv.log.append(
+                RequestRecord(
+                    request.method, request.path_qs, status, valid, kind, self.wall_time()
+                )
+            )
 
         if fault is not None and fault.kind != "slow":
             record(fault.status if fault.kind == "fail" else 200)

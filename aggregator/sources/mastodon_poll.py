@@ -235,9 +235,7 @@ class MastodonPoller:
                 if resp.status >= 400:
                     text = (await resp.content.read(2000)).decode("utf-8", "replace")
                     raise MastodonHTTPError(resp.status, text[:200])
-                body = await resp.content.read(MAX_BODY + 1)
-                if len(body) > MAX_BODY:
-                    raise MastodonHTTPError(resp.status, "response too large")
+                body = await read_capped(resp, MAX_BODY)
                 try:
                     data = json.loads(body)
                 except ValueError as exc:
@@ -254,6 +252,18 @@ class MastodonPoller:
             self.rate_remaining = int(remaining)
         if reset is not None:
             self.rate_reset = parse_timestamp(reset.strip())
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or MastodonHTTPError once it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise MastodonHTTPError(resp.status, f"response larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _id_of(status: dict[str, Any]) -> str:
