@@ -24,6 +24,8 @@ CORE_MODULES: tuple[str, ...] = (
     "aggregator/moderate.py",
     "aggregator/audience.py",
     "aggregator/store/base.py",
+    "aggregator/digest/schedule.py",
+    "aggregator/digest/assign.py",
 )
 
 FORBIDDEN_IMPORTS = frozenset(
