@@ -26,6 +26,7 @@ CORE_MODULES: tuple[str, ...] = (
     "aggregator/store/base.py",
     "aggregator/digest/schedule.py",
     "aggregator/digest/assign.py",
+    "aggregator/digest/quotes.py",
 )
 
 FORBIDDEN_IMPORTS = frozenset(
