@@ -89,8 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load_config(args.config)
             return _ingest(config)
         if args.command == "digest":
-            load_config(args.config)
-            raise CliError("digest: the digest is not part of this version")
+            from aggregator.digest.command import digest_command
+
+            config = load_config(args.config)
+            asyncio.run(digest_command(config, args.format, args.out))
+            return 0
     except (ConfigError, CliError) as exc:
         print(f"backchannel: {exc}", file=sys.stderr)
         return 2

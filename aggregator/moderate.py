@@ -1,29 +1,37 @@
 """Automatic moderation rules. Pure: a post, the rules and the bans in; a verdict out.
 
-Terms match whole words only, casefolded and NFKC-normalised, with and without accents,
-so "Scunthorpe", "assessment" or "cockpit" never fire. A term may be a phrase. Light
-obfuscation is seen through: stretched letters ("fuuuck") and masks ("f*ck").
-Every verdict names the rule that decided it, for the moderators' screen.
+Terms (blocklist and the built-in profanity list) match whole words only, see
+aggregator.lexicon, so "Scunthorpe", "assessment" or "cockpit" never fire. Every verdict
+names the rule that decided it, for the moderators' screen.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from aggregator.lexicon import Lexicon, build_lexicon, find_term
 from aggregator.model import Post
 
 Action = Literal["show", "hide", "approve"]
 MEDIA_MODES = ("any", "only", "none")
 
-_NON_WORD = re.compile(r"[^\w*]+")
-_STRETCH = re.compile(r"(\w)\1{2,}")
-_MASKED = re.compile(r"^\w+\*+\w*$|^\w*\*+\w+$")
+__all__ = [
+    "MEDIA_MODES",
+    "SHOW",
+    "Lexicon",
+    "Rules",
+    "Verdict",
+    "ascii_domain",
+    "build_lexicon",
+    "evaluate",
+    "find_term",
+    "normalise_handle",
+    "texts_of",
+]
 
 
 @dataclass(frozen=True)
@@ -33,70 +41,6 @@ class Verdict:
 
 
 SHOW = Verdict("show")
-
-
-@dataclass(frozen=True)
-class Lexicon:
-    """Terms prepared for whole-word matching."""
-
-    words: frozenset[str]
-    phrases: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.words or self.phrases)
-
-
-def fold(text: str) -> str:
-    """Casefold + NFKC, punctuation to single spaces (keeping '*' for masks)."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_NON_WORD.sub(" ", folded).split())
-
-
-def strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def build_lexicon(terms: Iterable[str]) -> Lexicon:
-    words: set[str] = set()
-    phrases: set[str] = set()
-    for term in terms:
-        for variant in {fold(term), strip_accents(fold(term))}:
-            if not variant:
-                continue
-            (phrases if " " in variant else words).add(variant)
-    return Lexicon(frozenset(words), tuple(sorted(phrases)))
-
-
-def find_term(text: str, lexicon: Lexicon) -> str | None:
-    """The first lexicon term that `text` contains as whole words, or None."""
-    if not text or not lexicon:
-        return None
-    base = fold(text)
-    for candidate in {base, strip_accents(base), _STRETCH.sub(r"\1", base)}:
-        tokens = candidate.split()
-        for token in tokens:
-            if token in lexicon.words:
-                return token
-            if "*" in token and _MASKED.match(token):
-                hit = _unmask(token, lexicon)
-                if hit:
-                    return hit
-        padded = f" {candidate} "
-        for phrase in lexicon.phrases:
-            if f" {phrase} " in padded:
-                return phrase
-    return None
-
-
-def _unmask(token: str, lexicon: Lexicon) -> str | None:
-    pattern = re.compile(
-        "".join(r"\w{1,3}" if c == "*" else re.escape(c) for c in re.sub(r"\*+", "*", token))
-    )
-    for word in lexicon.words:
-        if abs(len(word) - len(token)) <= 2 and pattern.fullmatch(word):
-            return word
-    return None
 
 
 @dataclass(frozen=True)
@@ -157,10 +101,23 @@ def _handle_domain(handle: str) -> str:
     return bare.rsplit("@", 1)[-1] if "@" in bare else bare
 
 
+def ascii_domain(name: str) -> str:
+    """A domain as DNS knows it: casefolded, no stray dots, IDN labels in punycode, so a
+    ban on "bücher.example" also catches "xn--bcher-kva.example" and the reverse."""
+    name = name.strip().casefold().strip(".@")
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:  # an over-long or malformed label: compare it as written
+        return name
+
+
 def _in_domains(host: str, domains: AbstractSet[str]) -> str | None:
-    host = host.casefold().strip(".")
-    for domain in domains:
-        if host == domain or host.endswith("." + domain):
+    host = ascii_domain(host)
+    if not host:
+        return None
+    for domain in sorted(domains):
+        wanted = ascii_domain(domain)
+        if wanted and (host == wanted or host.endswith("." + wanted)):
             return domain
     return None
 
@@ -185,7 +142,12 @@ def evaluate(
     profanity: Lexicon | None = None,
     blocklist: Lexicon | None = None,
 ) -> Verdict:
-    """Decide a post. `blocklist` may be passed pre-built from `rules.blocklist`."""
+    """Decide a post: the first rule that fires, in the order of the checks below.
+
+    `profanity` is the built-in lexicon (`aggregator.profanity.builtin_profanity()`); the
+    core reads no files, so the caller passes it, and without it `rules.profanity` has
+    nothing to match. `blocklist` may be passed pre-built from `rules.blocklist`.
+    """
     handle = normalise_handle(post.author.handle)
     author_id = post.provenance.author_id.casefold()
     if handle in banned_authors or (author_id and author_id in banned_authors):
@@ -197,7 +159,7 @@ def evaluate(
         if hit:
             return Verdict("hide", f"banned-domain:{hit}")
     allowed = {normalise_handle(h) for h in rules.allowlist}
-    if handle in allowed:
+    if handle in allowed or (author_id and author_id in allowed):
         return Verdict("approve", "allowlist")
     prov = post.provenance
     if rules.honour_noindex and (prov.noindex or prov.discoverable is False):

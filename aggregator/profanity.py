@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from aggregator.moderate import Lexicon, build_lexicon
+from aggregator.lexicon import Lexicon, build_lexicon
 
 
 @cache

@@ -22,11 +22,14 @@ CORE_MODULES: tuple[str, ...] = (
     "aggregator/normalise",
     "aggregator/dedupe.py",
     "aggregator/moderate.py",
+    "aggregator/lexicon.py",
     "aggregator/audience.py",
     "aggregator/store/base.py",
     "aggregator/digest/schedule.py",
     "aggregator/digest/assign.py",
     "aggregator/digest/quotes.py",
+    "aggregator/digest/build.py",
+    "aggregator/digest/render.py",
 )
 
 FORBIDDEN_IMPORTS = frozenset(

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from aggregator.config import Config
 from aggregator.runtime import Runtime
-from web import admin, api, feed, pages, ws
+from web import admin, api, digest_page, feed, pages, ws
 from web.fanout import FanOut
 from web.keys import CONFIG, CONNECTIONS_PER_IP, FANOUT, RUNTIME, WEBSOCKETS
 
@@ -36,6 +36,9 @@ def create_app(
     app.router.add_get("/ws", ws.websocket_handler, name="ws")
     app.router.add_get("/api/posts", api.list_posts, name="api_posts")
     app.router.add_get("/feed.atom", feed.live_feed, name="feed")
+    app.router.add_get("/digest", digest_page.digest_html, name="digest")
+    app.router.add_get("/digest.md", digest_page.digest_md, name="digest_md")
+    app.router.add_get("/digest.json", digest_page.digest_json, name="digest_json")
     app.router.add_get("/healthz", api.healthz, name="healthz")
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     admin.setup_admin(app)

@@ -1,0 +1,121 @@
+"""Digest outputs that need no template: Markdown for bloggers, JSON, an SVG chart."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from aggregator.digest.build import Digest
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def to_json(digest: Digest) -> str:
+    return json.dumps(digest.data, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    # Post text is plain; keep Markdown from reading it as markup.
+    for ch in "\\`*_[]<>#|":
+        text = text.replace(ch, "\\" + ch)
+    return " ".join(text.split())
+
+
+def _time(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%H:%M")
+
+
+def sparkline(activity: list[dict[str, Any]]) -> str:
+    peak = max((a["posts"] for a in activity), default=0)
+    if not peak:
+        return ""
+    return "".join(BARS[round(a["posts"] / peak * (len(BARS) - 1))] for a in activity)
+
+
+def to_markdown(digest: Digest) -> str:
+    d = digest.data
+    event, stats, posts = d["event"], d["stats"], digest.posts
+    tags = " ".join(f"#{t}" for t in event["hashtags"])
+    out = [
+        "---",
+        f"title: {json.dumps(event['name'] + ': the backchannel digest', ensure_ascii=False)}",
+        f"date: {event['generated']}",
+        f"tags: [{', '.join(json.dumps(t) for t in event['hashtags'])}]",
+        "---",
+        "",
+        f"# {_md_escape(event['name'])}: what people said",
+        "",
+        f"{stats['posts']} posts by {stats['people']} people on "
+        f"{', '.join(f'{k} ({v})' for k, v in sorted(stats['platforms'].items()))}, "
+        f"{stats['quotes']} quotes, {stats['writeups']} write-ups. Hashtags: {tags}.",
+        "",
+    ]
+    if stats["activity"]:
+        out += [f"Activity by hour: `{sparkline(stats['activity'])}`", ""]
+    if d["quotes"]:
+        out += ["## Quotes", ""]
+        for quote in d["quotes"][:15]:
+            who = f" — {quote['speaker']}" if quote["speaker"] else ""
+            by = len(quote["posts"])
+            note = f" (quoted by {by} people)" if by > 1 else ""
+            out.append(f"> “{_md_escape(quote['text'])}”{who}{note}")
+            out.append("")
+    for session in d["sessions"]:
+        if not session["posts"]:
+            continue
+        out += [f"## {_md_escape(session['title'])}", ""]
+        leaders = session["leaders"]
+        where = f"{session['room']}, {_time(session['start'])}–{_time(session['end'])}"
+        out += [f"*{where}*" + (f" · led by {', '.join(leaders)}" if leaders else ""), ""]
+        for quote in session["quotes"][:3]:
+            out.append(f"> “{_md_escape(quote['text'])}” — {quote['speaker']}")
+            out.append("")
+        for pid in session["best"]:
+            post = posts[pid]
+            out.append(
+                f"- {_md_escape(post.text)[:280]} — [{post.author.name or post.author.handle}]"
+                f"({post.url})"
+            )
+        for writeup in session["writeups"]:
+            out.append(f"- Write-up: [{_md_escape(writeup['title'])}]({writeup['url']})")
+        out += ["", f"{len(session['posts'])} posts in this session.", ""]
+    if d["writeups"]:
+        out += ["## Write-ups", ""]
+        for w in d["writeups"]:
+            extract = f": {_md_escape(w['description'])[:160]}" if w.get("description") else ""
+            out.append(f"- [{_md_escape(w['title'])}]({w['url']}) ({w['site']}){extract}")
+        out.append("")
+    others = [link for link in d["links"] if link["kind"] != "writeup"]
+    if others:
+        out += ["## Other links", ""]
+        for link in others:
+            out.append(f"- {link['kind']}: <{link['url']}>")
+        out.append("")
+    if stats["top_contributors"]:
+        out += ["## Top contributors", ""]
+        out += [f"- {c['handle']} ({c['posts']})" for c in stats["top_contributors"]]
+        out.append("")
+    out.append(f"*{len(d['general'])} posts were not about one session.*")
+    return "\n".join(out) + "\n"
+
+
+def activity_svg(activity: list[dict[str, Any]], width: int = 640, height: int = 120) -> str:
+    """A bar chart of posts per hour as inline SVG: no script, readable in print."""
+    if not activity:
+        return ""
+    peak = max(a["posts"] for a in activity) or 1
+    bar = width / len(activity)
+    bars = []
+    for i, a in enumerate(activity):
+        h = a["posts"] / peak * (height - 20)
+        label = escape(f"{a['hour'][11:16]} UTC: {a['posts']} posts")
+        bars.append(
+            f'<rect x="{i * bar:.1f}" y="{height - 20 - h:.1f}" width="{bar * 0.8:.1f}" '
+            f'height="{h:.1f}"><title>{label}</title></rect>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Posts per hour" class="activity">{"".join(bars)}</svg>'
+    )
