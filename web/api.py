@@ -8,7 +8,7 @@ from aiohttp import web
 
 from aggregator.model import PLATFORMS
 from aggregator.store.base import CursorError, PageQuery
-from web.keys import FANOUT, RUNTIME
+from web.keys import CONFIG, FANOUT, RUNTIME
 
 MAX_LIMIT = 200
 
@@ -84,3 +84,15 @@ async def healthz(request: web.Request) -> web.Response:
     fanout = request.app.get(FANOUT)
     clients = {"connected": len(fanout.clients), "dropped": fanout.dropped} if fanout else {}
     return web.json_response({"status": "ok", "sources": sources, "clients": clients})
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    """The schedule (digest.schedule), for the wall's "now" banner and the filters."""
+    from aggregator.config import ConfigError
+    from aggregator.digest.command import load_schedule
+
+    try:
+        sessions = load_schedule(request.app[CONFIG])
+    except ConfigError as exc:
+        return web.json_response({"sessions": [], "error": str(exc)})
+    return web.json_response({"sessions": [s.to_json() for s in sessions]})

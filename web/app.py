@@ -35,6 +35,7 @@ def create_app(
     app.router.add_get("/wall", pages.wall_view, name="wall")
     app.router.add_get("/ws", ws.websocket_handler, name="ws")
     app.router.add_get("/api/posts", api.list_posts, name="api_posts")
+    app.router.add_get("/api/sessions", api.list_sessions, name="api_sessions")
     app.router.add_get("/feed.atom", feed.live_feed, name="feed")
     app.router.add_get("/digest", digest_page.digest_html, name="digest")
     app.router.add_get("/digest.md", digest_page.digest_md, name="digest_md")

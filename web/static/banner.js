@@ -21,3 +21,29 @@ export function showPinned(post, renderCard, options = {}) {
   holder.replaceChildren(renderCard(post, options));
   slot.hidden = false;
 }
+
+// "Now": the sessions running at this moment, from the schedule (/api/sessions).
+export async function startNowBanner() {
+  const slot = document.getElementById("now");
+  if (!slot) return;
+  let sessions = [];
+  const load = async () => {
+    try {
+      const response = await fetch("/api/sessions");
+      if (response.ok) sessions = (await response.json()).sessions ?? [];
+    } catch {
+      // keep the last schedule we had
+    }
+  };
+  const show = () => {
+    const now = Date.now();
+    const running = sessions.filter((s) => Date.parse(s.start) <= now && now < Date.parse(s.end));
+    const text = running.map((s) => (s.room ? `${s.title} (${s.room})` : s.title)).join(" · ");
+    slot.querySelector(".now-text").textContent = text;
+    slot.hidden = text === "";
+  };
+  await load();
+  show();
+  setInterval(show, 30_000);
+  setInterval(() => load().then(show), 300_000);
+}

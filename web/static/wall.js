@@ -4,7 +4,9 @@
 // so that after a deploy a long-running wall never pairs a new script with a cached old one.
 const { CardList, LiveStream, fetchPosts, hideBrokenImages, renderCard, startClock } =
   await import(document.body.dataset.common);
-const { showAnnouncement, showPinned } = await import(document.body.dataset.banner);
+const { showAnnouncement, showPinned, startNowBanner } = await import(
+  document.body.dataset.banner
+);
 
 const MAX_CARDS = 60; // keeps the DOM (and a week-long wall's memory) bounded
 const PLATFORMS = ["mastodon", "bluesky", "blog"];
@@ -117,6 +119,7 @@ fitColumns();
 addEventListener("resize", fitColumns);
 hideBrokenImages();
 startClock(document);
+startNowBanner();
 new LiveStream({
   path: body.dataset.ws,
   cursor: body.dataset.cursor,
