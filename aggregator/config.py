@@ -72,7 +72,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "digest": {
         "schedule": Key("str", "", "Schedule file: pretalx/frab JSON or XML, .ics, CSV"),
         "feeds": Key("list", [], "Blog feeds to watch for write-ups"),
-        "fetch_private_addresses": Key("bool", False, "Allow link fetches to private IPs"),
+        "fetch_private_addresses": Key(
+            "bool", False, "Let link fetches reach loopback (tests only)"
+        ),
     },
 }
 
