@@ -111,6 +111,12 @@ async def test_cli_and_routes(tmp_path: Path) -> None:
         assert data["stats"]["posts"] > 300
         md = await c.get("/digest.md")
         assert md.content_type == "text/markdown"
+        atom = await c.get("/digest.atom")
+        assert atom.content_type == "application/atom+xml"
+        import xml.etree.ElementTree as ET
+
+        entries = ET.fromstring(await atom.read()).findall("{http://www.w3.org/2005/Atom}entry")
+        assert len(entries) == data["stats"]["writeups"] >= 5
     bad = tmp_path / "bad.toml"
     bad.write_text(config_file.read_text().replace(str(schedule), str(tmp_path / "missing.csv")))
     proc = subprocess.run(  # noqa: ASYNC221 - the CLI as a user runs it

@@ -40,6 +40,7 @@ def create_app(
     app.router.add_get("/digest", digest_page.digest_html, name="digest")
     app.router.add_get("/digest.md", digest_page.digest_md, name="digest_md")
     app.router.add_get("/digest.json", digest_page.digest_json, name="digest_json")
+    app.router.add_get("/digest.atom", digest_page.digest_atom, name="digest_atom")
     app.router.add_get("/healthz", api.healthz, name="healthz")
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     admin.setup_admin(app)

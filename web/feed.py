@@ -17,7 +17,7 @@ FEED_SIZE = 50
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _clean(text: str) -> str:
+def xml_clean(text: str) -> str:
     return _XML_INVALID.sub("", text)
 
 
@@ -25,7 +25,7 @@ def _title(post: Post) -> str:
     who = post.author.name or post.author.handle
     body = post.spoiler_text or post.text
     first = body.strip().splitlines()[0] if body.strip() else "(no text)"
-    return _clean(f"{who}: {first[:120]}")
+    return xml_clean(f"{who}: {first[:120]}")
 
 
 async def live_feed(request: web.Request) -> web.Response:
@@ -34,8 +34,8 @@ async def live_feed(request: web.Request) -> web.Response:
     base = public_base(request)
     feed = FeedGenerator()
     feed.id(f"{base}/feed.atom")
-    feed.title(_clean(f"{config.event_name}: live"))
-    feed.subtitle(_clean(" ".join(f"#{t.lstrip('#')}" for t in config.hashtags)) or "live")
+    feed.title(xml_clean(f"{config.event_name}: live"))
+    feed.subtitle(xml_clean(" ".join(f"#{t.lstrip('#')}" for t in config.hashtags)) or "live")
     feed.link(href=f"{base}/feed.atom", rel="self")
     feed.link(href=f"{base}/", rel="alternate")
     feed.updated(page.posts[0].created_at if page.posts else "1970-01-01T00:00:00Z")
@@ -47,12 +47,12 @@ async def live_feed(request: web.Request) -> web.Response:
         entry.published(post.created_at)
         entry.updated(post.provenance.edited_at or post.created_at)
         entry.author(
-            {"name": _clean(post.author.name or post.author.handle), "uri": post.author.url}
+            {"name": xml_clean(post.author.name or post.author.handle), "uri": post.author.url}
         )
         if post.spoiler_text or post.sensitive:
             # Feed readers show content unasked; keep the warning in front of the text.
-            entry.summary(_clean(f"CW: {post.spoiler_text or 'sensitive'}"))
+            entry.summary(xml_clean(f"CW: {post.spoiler_text or 'sensitive'}"))
         else:
-            entry.content(_clean(post.html), type="html")
+            entry.content(xml_clean(post.html), type="html")
     body = feed.atom_str(pretty=True)
     return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
