@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 _NON_WORD = re.compile(r"[^\w*]+")
 _STRETCH = re.compile(r"(\w)\1{2,}")
@@ -36,8 +37,11 @@ _CONFUSABLES = str.maketrans(
         "ο": "o", "α": "a", "ν": "v", "ι": "i", "κ": "k", "ρ": "p", "υ": "u", "χ": "x",
     }
 )  # fmt: skip
-_OBFUSCATION_CHARS = frozenset("0134579@$!") | frozenset("асеорхукіјѕһԁԛԝɡοανικρυχ")
+_CONFUSABLE_CHARS = frozenset("асеорхукіјѕһԁԛԝɡοανικρυχ")
+# A stand-in touching a letter: "sh1t", "$hit", "a55"; not "2026" or "post 15".
+_LEET_NEXT_TO_LETTER = re.compile(r"[^\W\d_][0134579@$]|[0134579@$][^\W\d_]|[^\W\d_]![^\W\d_]")
 _MIN_MASKED = 4  # "f***" is a word with a mask; "pu*" or "*a" could be anything
+_MIN_SPACED = 4
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ def fold(text: str) -> str:
 
 
 def strip_accents(text: str) -> str:
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return unicodedata.normalize(
         "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -96,12 +102,17 @@ def find_term(text: str, lexicon: Lexicon) -> str | None:
     return None
 
 
-def spellings(text: str) -> list[str]:
+# Each text is read against the blocklist, then against the profanity list: a small cache
+# spares the second reading (small, because a text may be 100 KB).
+@lru_cache(maxsize=8)
+def spellings(text: str) -> tuple[str, ...]:
     """The folded text and the de-obfuscated readings of it, without repeats."""
     normal = unicodedata.normalize("NFKC", text).casefold()
     base = fold(normal)
     roots = [base, strip_accents(base)]
-    if not _OBFUSCATION_CHARS.isdisjoint(normal):
+    if _LEET_NEXT_TO_LETTER.search(normal) or (
+        not normal.isascii() and not _CONFUSABLE_CHARS.isdisjoint(normal)
+    ):
         clear = fold(" ".join(_clear_word(word) for word in normal.split()))
         roots += [clear, strip_accents(clear)]
     out: dict[str, None] = {}
@@ -114,7 +125,7 @@ def spellings(text: str) -> list[str]:
         joined = _join_spaced_letters(candidate)
         if joined != candidate:
             out[joined] = None
-    return list(out)
+    return tuple(out)
 
 
 def _clear_word(word: str) -> str:
@@ -127,9 +138,10 @@ def _clear_word(word: str) -> str:
 
 
 def _join_spaced_letters(candidate: str) -> str:
-    """'f u c k' -> 'fuck': runs of three or more single letters become one word."""
+    """'f u c k' -> 'fuck': runs of four or more single letters become one word (three
+    would turn abbreviations such as "k.u.k." into words)."""
     tokens = candidate.split()
-    if sum(len(t) == 1 for t in tokens) < 3:
+    if sum(len(t) == 1 for t in tokens) < _MIN_SPACED:
         return candidate
     out: list[str] = []
     run: list[str] = []
@@ -137,7 +149,7 @@ def _join_spaced_letters(candidate: str) -> str:
         if len(token) == 1 and token.isalpha():
             run.append(token)
             continue
-        out.extend(["".join(run)] if len(run) >= 3 else run)
+        out.extend(["".join(run)] if len(run) >= _MIN_SPACED else run)
         run = []
         if token:
             out.append(token)

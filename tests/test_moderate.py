@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from factories import make_post
 
@@ -32,6 +34,21 @@ def judge(post, rules: Rules = DEFAULT, **kw) -> Verdict:  # type: ignore[no-unt
         "hijo de puta",
         "kurwa mać",
         "vaffanculo a tutti",
+        "ella dijo coño",
+        "sh1t happens",  # digits for letters
+        "what a b!tch",
+        "a$$hole",
+        "what the f***",  # one star per hidden letter
+        "f**king projector",
+        "c*nt",
+        "asssssshole",  # stretched to two letters, not one
+        "F U C K this",  # spaced letters
+        "f.u.c.k",
+        "fu\u0441k",  # Cyrillic "с" inside a Latin word
+        "\uff26\uff35\uff23\uff2b",  # fullwidth, folded by NFKC
+        "sh\u00eft",  # a stray accent
+        "motherfuckers and shitty dickheads",  # inflections are listed
+        "Fils-de-pute!",
     ],
 )
 def test_profanity_fires(text: str) -> None:
@@ -50,6 +67,25 @@ def test_profanity_fires(text: str) -> None:
         "Cumbria, cumulative, document",
         "Fukuoka and Fuchsia",
         "LGBTQ+ and queer history session",
+        # Words of one listed language that are innocent in another.
+        "Le train est en retard",  # French: late
+        "Una nebbia fitta sulla città",  # Italian: dense
+        "Det är slut nu, till sluts",  # Swedish: over, at last
+        "Un cono de tráfico",  # Spanish: cone (coño without its accent)
+        "Ele pede ajuda",  # Portuguese: asks (pédé without its accents)
+        "O cavalo de Troia",  # Troy
+        "La porra del mundial",  # Spanish: the sweepstake
+        "Legg puta i senga",  # Norwegian: the pillow
+        "Kys og kram",  # Danish: kiss
+        "Paki z jedzeniem",  # Polish: packs
+        "FCK vs FCB tonight",
+        "A chink in the armour; prick up your ears; Offa's Dyke; a fag break",
+        "The k.u.k. monarchy",  # three spaced letters are an abbreviation
+        # Obfuscation handling must not invent words.
+        "pu* it there, co* author, *a",  # a mask needs four characters
+        "k8s, i18n, a11y, l10n, 2026, $5, 100%, hello!world, wow!!!",
+        "привет, как дела",  # Cyrillic text is left alone
+        "XSd;[?JaDsM.0wpxpaNmdF:*A.QX",  # a token from the demo data set
     ],
 )
 def test_profanity_near_misses_stay_quiet(text: str) -> None:
@@ -144,3 +180,51 @@ def test_find_term_is_whole_word_and_accent_insensitive() -> None:
     assert find_term("quel encule", lex) == "encule"
     assert find_term("Fils-de-pute!", lex) == "fils de pute"
     assert find_term("les fils de putois", lex) is None
+
+
+def test_exact_terms_keep_their_accents() -> None:
+    lex = build_lexicon(["=coño"])
+    assert find_term("¡Coño!", lex) == "coño"
+    assert find_term("el cono", lex) is None
+
+
+def test_masks_need_the_right_number_of_letters() -> None:
+    lex = build_lexicon(["fuck", "fag", "pussy"])
+    assert find_term("f***", lex) == "fuck"  # not "fag": three stars hide three letters
+    assert find_term("f**", lex) is None  # too short to be a mask
+    assert find_term("p***y", lex) == "pussy"
+    assert find_term("p**y", lex) is None
+    assert find_term("*emphasis*", lex) is None
+
+
+def test_blocklist_sees_through_obfuscation_but_not_into_words() -> None:
+    rules = Rules(blocklist=("Rust", "k.u.k."), profanity=False)
+    assert judge(make_post(1, text="Rust 2.0 talk"), rules).rule == "blocklist:rust"
+    assert judge(make_post(1, text="R u s t"), rules).rule == "blocklist:rust"
+    assert judge(make_post(1, text="Trust and rusty bikes"), rules).action == "show"
+    # A term is folded like the text, so punctuation in it means "any separator".
+    assert judge(make_post(1, text="K. u. K. Hofbäckerei"), rules).rule == "blocklist:k u k"
+
+
+def test_allowlist_by_did_and_banned_idn_domains() -> None:
+    did = make_post(1, provenance=Provenance(author_id="did:plc:org"))
+    assert judge(did, Rules(allowlist=("did:plc:org",))).action == "approve"
+    idn = make_post(2, author=Author(handle="@a@b\u00fccher.example"))
+    assert judge(idn, banned_domains={"xn--bcher-kva.example"}).action == "hide"
+    puny = make_post(3, links=(Link("https://www.xn--bcher-kva.example/x"),))
+    assert judge(puny, banned_domains={"B\u00fccher.example."}).action == "hide"
+    assert judge(make_post(4), banned_domains={"\u00fc" * 80 + ".example"}).action == "show"
+
+
+def test_every_listed_term_matches_itself() -> None:
+    # A typo in a data file (or a term folding into something unmatchable) shows up here.
+    folder = Path(__file__).resolve().parent.parent / "aggregator" / "data" / "profanity"
+    terms = [
+        line.strip().lstrip("=")
+        for path in sorted(folder.glob("*.txt"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert len(terms) > 150
+    missed = [term for term in terms if find_term(f"well, {term}!", SWEAR) is None]
+    assert missed == []
