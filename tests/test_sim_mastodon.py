@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -540,3 +541,150 @@ async def test_cli_serves_until_killed(
     assert v2["domain"] == "mastodon.example"
     status, page, _ = await get(http, f"{urls[0]}{TAG}/bluelightcamp")
     assert status == 200 and page
+
+
+# ------------------------------------------------------------------------------- streaming
+
+
+async def read_events(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[dict[str, Any]]:
+    """Every text frame that arrives within `seconds`, parsed where it parses."""
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = await ws.receive(timeout=left)
+        except TimeoutError:
+            break
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            break
+        try:
+            out.append(json.loads(msg.data))
+        except ValueError:
+            out.append({"malformed": msg.data})
+    return out
+
+
+def stream_url(base: str) -> str:
+    return base + "/api/v1/streaming"
+
+
+AUTH = {"Authorization": "Bearer sim-token"}
+
+
+async def test_stream_needs_a_token(make_sim: Any, http: aiohttp.ClientSession) -> None:
+    _, (base, refusing, off) = await make_sim(
+        ServerSettings(),
+        ServerSettings(host="b.example", stream_tokens=frozenset()),
+        ServerSettings(host="c.example", streaming=False),
+    )
+    for url, headers, status in (
+        (base, {}, 401),
+        (base, {"Authorization": "Bearer wrong"}, 401),
+        (refusing, AUTH, 401),  # a token the REST API takes but the stream does not
+        (off, AUTH, 404),
+    ):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(stream_url(url), headers=headers)
+        assert refused.value.status == status
+    status, v2, _ = await get(http, f"{off}/api/v2/instance")
+    assert v2["configuration"]["urls"]["streaming"] is None
+
+
+async def test_stream_pushes_updates_edits_and_deletes_as_the_clock_releases_them(
+    make_sim: Any, http: aiohttp.ClientSession, dataset: dict[str, Any], clock: SimClock
+) -> None:
+    sim, (base,) = await make_sim()
+    clock.set_offset(1300)
+    async with http.ws_connect(stream_url(base), headers=AUTH) as ws:
+        await ws.send_json({"type": "subscribe", "stream": "hashtag", "tag": "BlueLightCamp"})
+        await ws.send_json({"type": "subscribe", "stream": "hashtag", "tag": "blc26"})
+        await ws.send_str("not json")  # answered with an error, the stream goes on
+        assert (await read_events(ws, 0.2)) == [{"error": "Error parsing JSON"}]
+        await asyncio.sleep(0.1)
+        events: list[dict[str, Any]] = []
+        for offset in range(1350, 2101, 50):  # a delete (1411), edits (1663, 2016, 2063)
+            clock.set_offset(offset)
+            events += await read_events(ws, 0.07)
+        events += await read_events(ws, 0.2)
+    kinds = Counter(e["event"] for e in events)
+    assert kinds["update"] > 10 and kinds["status.update"] >= 2 and kinds["delete"] == 1
+    for event in events:
+        assert event["stream"][0] == "hashtag" and event["stream"][1] in ("bluelightcamp", "blc26")
+        assert isinstance(event["payload"], str)  # a JSON string, like Mastodon's
+    created = {
+        it["status"]["uri"]: float(it["at"]) for it in dataset["items"] if it["op"] == "create"
+    }
+    for event in events:
+        if event["event"] == "update":
+            status = json.loads(event["payload"])
+            assert 1300 < created[status["uri"]] <= 2100  # only what is new: no replay
+            assert status["id"] == sim.local_id(status["uri"])
+    delete = next(e for e in events if e["event"] == "delete")
+    deleted = next(it["uri"] for it in dataset["items"] if it["op"] == "delete")
+    assert delete["payload"] == sim.local_id(deleted)  # the server-local id, nothing else
+    edited = [json.loads(e["payload"]) for e in events if e["event"] == "status.update"]
+    assert all(s["edited_at"] for s in edited)
+
+
+async def test_stream_faults(make_sim: Any, http: aiohttp.ClientSession, clock: SimClock) -> None:
+    sim, (base, other) = await make_sim(
+        ServerSettings(stream_heartbeat_s=0.2), ServerSettings(host="b.example")
+    )
+    clock.set_offset(3000)
+    async with http.ws_connect(stream_url(base), headers=AUTH, autoping=False) as ws:
+        await ws.send_json({"type": "subscribe", "stream": "hashtag", "tag": "blc26"})
+        msg = await ws.receive(timeout=1)  # the server's heartbeat
+        assert msg.type == aiohttp.WSMsgType.PING
+        await ws.pong(msg.data)
+        sim.stream_garbage_next(1)
+        await sim.stream_send('{"event": "nonsense"')
+        clock.set_offset(3600)
+        frames: list[str] = []
+        while len(frames) < 3:
+            msg = await ws.receive(timeout=1)
+            if msg.type == aiohttp.WSMsgType.PING:
+                await ws.pong(msg.data)
+            else:
+                frames.append(msg.data)
+        assert frames[0] == '{"event": "nonsense"'
+        with pytest.raises(ValueError):
+            json.loads(json.loads(frames[1])["payload"])  # a malformed frame before an event
+        assert json.loads(frames[2])["event"] == "update"
+    assert sim.stream_connections() == 1
+    # Cut in the middle of a frame: the client sees the connection fail, not a message.
+    async with http.ws_connect(stream_url(other), headers=AUTH) as ws:
+        await sim.drop_streams(1, mid_frame=True)
+        msg = await ws.receive(timeout=1)
+        assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    # A stalled stream sends nothing (and reads nothing), then carries on.
+    async with http.ws_connect(stream_url(other), headers=AUTH) as ws:
+        await ws.send_json({"type": "subscribe", "stream": "hashtag", "tag": "blc26"})
+        await asyncio.sleep(0.1)
+        sim.stall_streams(0.5, server=1)
+        clock.set_offset(5000)
+        assert await read_events(ws, 0.3) == []
+        assert await read_events(ws, 0.6)
+    sim.streams_unavailable(1, server=1)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as down:
+        await http.ws_connect(stream_url(other), headers=AUTH)
+    assert down.value.status == 503
+    async with http.ws_connect(stream_url(other), headers=AUTH):
+        assert sim.open_streams(1) == 1
+
+
+async def test_limiter_counts_failed_requests_and_headers_can_be_off(
+    make_sim: Any, http: aiohttp.ClientSession
+) -> None:
+    sim, (base, bare) = await make_sim(
+        ServerSettings(rate_limit=3), ServerSettings(host="b.example", rate_headers=False)
+    )
+    sim.fail_next(2, 500, server=0)
+    statuses = []
+    for _ in range(4):
+        async with http.get(f"{base}{TAG}/blc26") as resp:
+            statuses.append(resp.status)
+    assert statuses == [500, 500, 200, 429]
+    status, _, headers = await get(http, f"{bare}{TAG}/blc26")
+    assert status == 200 and "X-RateLimit-Remaining" not in headers
+    status, _, _ = await get(http, f"{bare}/api/v2/instance")
+    assert status == 200

@@ -34,7 +34,7 @@ def instance_v2(settings: ServerSettings, request_host: str) -> dict[str, Any]:
         "languages": ["en"],
         "configuration": {
             "urls": {
-                "streaming": f"ws://{request_host}",
+                "streaming": f"ws://{request_host}" if settings.streaming else None,
                 "status": None,
                 "about": f"https://{host}/about",
                 "privacy_policy": f"https://{host}/privacy-policy",
@@ -94,7 +94,7 @@ def instance_v1(settings: ServerSettings, request_host: str, statuses: int) -> d
         "description": v2["description"],
         "email": f"admin@{host}",
         "version": settings.version,
-        "urls": {"streaming_api": f"ws://{request_host}"},
+        "urls": {"streaming_api": f"ws://{request_host}"} if settings.streaming else {},
         "stats": {"user_count": 1234, "status_count": statuses, "domain_count": 5},
         "thumbnail": v2["thumbnail"]["url"],
         "languages": ["en"],

@@ -19,10 +19,13 @@ header with rel="next"/"prev" built like Mastodon's), `GET /api/v1/statuses/{id}
 Content follows the virtual clock; rate limits and the page cache follow the wall clock
 (`wall_time`), since that is what a client's own timers see.
 
+The streaming API (`/api/v1/streaming`, websocket, token required) and the token check
+(`/api/v1/accounts/verify_credentials`) are served too; see `aggregator.sim.mastodon_stream`.
+
 Known, deliberate differences from Mastodon: boosts are listed in tag timelines by default
 (`include_boosts`; real Mastodon 4.x never lists them there, because tags belong to the
 original), Retry-After is sent on 429 (Mastodon sends only the X-RateLimit headers), and
-there is no streaming endpoint.
+the streaming endpoint shares the REST rate limit (Mastodon's runs in a separate process).
 """
 
 from __future__ import annotations
@@ -69,6 +72,11 @@ class ServerSettings:
     remote_delay_s: float = 0.0  # remote posts arrive this much later (ids stay by created_at)
     version: str = "4.5.0"
     title: str = ""
+    rate_headers: bool = True  # False: send no X-RateLimit-* (the 429s still come)
+    streaming: bool = True  # False: advertise no streaming URL and answer 404 there
+    stream_tokens: frozenset[str] | None = None  # tokens the stream accepts; None = tokens
+    stream_heartbeat_s: float | None = 30.0  # Mastodon's streaming server pings every 30 s
+    instance_v2: bool = True  # False: an older server without /api/v2/instance
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ class RequestRecord:
     status: int
     authed: bool
     fault: FaultKind | None
-    at: float = 0.0  # wall-clock time of the request
+    at: float = 0.0  # wall-clock time the rate limiter counted the request
 
 
 @dataclass(frozen=True)
@@ -239,9 +247,30 @@ class MastodonSimulator:
         """The next `n` requests get 200 with a malformed JSON body."""
         self._queue(server).extend(_Fault("garbage") for _ in range(n))
 
-    async def drop_streams(self, server: int = 0) -> None:
-        """Cut every open streaming connection of a server without a close frame."""
-        await self._servers[server].stream.drop_all()
+    async def drop_streams(self, server: int = 0, *, mid_frame: bool = False) -> None:
+        """Cut every open streaming connection of a server without a close frame,
+        between frames or (`mid_frame`) after half of one."""
+        await self._servers[server].stream.drop_all(mid_frame)
+
+    def stall_streams(self, seconds: float, *, server: int = 0) -> None:
+        """For `seconds` (real time) the server's streams read and send nothing."""
+        self._servers[server].stream.stall(seconds)
+
+    async def stream_send(self, text: str, *, server: int = 0) -> None:
+        """Send `text` as a frame on every open stream of a server (malformed input)."""
+        await self._servers[server].stream.send_raw(text)
+
+    def streams_unavailable(self, n: int, *, server: int = 0) -> None:
+        """The next `n` attempts to open a stream answer 503 (the streaming server is down)."""
+        self._servers[server].stream.unavailable = n
+
+    def stream_lose_next(self, n: int = 1, *, server: int = 0) -> None:
+        """The next `n` stream events are silently never sent."""
+        self._servers[server].stream.lose += n
+
+    def stream_connections(self, server: int = 0) -> int:
+        """Streaming connections the server has accepted, ever."""
+        return self._servers[server].stream.connections
 
     def stream_garbage_next(self, n: int = 1, *, server: int = 0) -> None:
         """The next `n` stream events are preceded by a malformed frame."""
@@ -309,33 +338,38 @@ class MastodonSimulator:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         srv = request.app[SERVER_KEY]
-        fault = srv.faults.popleft() if srv.faults else None
-        if fault is None and self._any_faults:
-            fault = self._any_faults.popleft()
+        queue = srv.faults if srv.faults else self._any_faults
+        fault = queue.popleft() if queue else None
         token, valid = self._token(request)
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.seconds)
+        # Timed when counted (a stream is logged when it ends, but counted when it began).
+        counted = self.wall_time()
 
         def record(status: int) -> None:
             kind = fault.kind if fault else None
             srv.log.append(
-                RequestRecord(
-                    request.method, request.path_qs, status, valid, kind, self.wall_time()
-                )
+                RequestRecord(request.method, request.path_qs, status, valid, kind, counted)
             )
 
-        if fault is not None and fault.kind != "slow":
-            record(fault.status if fault.kind == "fail" else 200)
-            return await self._fault_response(request, fault)
-        if fault is not None:
-            await asyncio.sleep(fault.seconds)
+        # Like rack-attack, the limiter sees every API request before the app does, the
+        # ones that then fail included.
         limit_headers: dict[str, str] = {}
         if request.path.startswith("/api/"):
             key = f"token:{token}" if valid else f"ip:{request.remote}"
             allowed, limit_headers = srv.limiter.hit(key)
             if not allowed:
+                if fault is not None and fault.kind != "slow":
+                    queue.appendleft(fault)  # still due to the next request
+                fault = None
                 record(429)
                 return _json({"error": "Too many requests"}, 429, limit_headers)
+        if fault is not None and fault.kind != "slow":
+            record(fault.status if fault.kind == "fail" else 200)
+            return await self._fault_response(request, fault)
         response = await handler(request)
-        response.headers.update(limit_headers)
+        if srv.settings.rate_headers:
+            response.headers.update(limit_headers)
         record(response.status)
         return response
 
@@ -452,6 +486,8 @@ class MastodonSimulator:
 
     async def _instance_v2(self, request: web.Request) -> web.Response:
         srv = request.app[SERVER_KEY]
+        if not srv.settings.instance_v2:
+            return _json({"error": "Record not found"}, 404)
         return _json(instance_v2(srv.settings, request.host))
 
     async def _verify_credentials(self, request: web.Request) -> web.Response:
@@ -471,8 +507,21 @@ class MastodonSimulator:
 
     async def _streaming(self, request: web.Request) -> web.StreamResponse:
         srv = request.app[SERVER_KEY]
-        _, valid = self._token(request)
-        return await serve_stream(request, srv.timeline, self.clock.offset, valid, srv.stream)
+        if not srv.settings.streaming:
+            return await self._not_found(request)
+        token, _ = self._token(request)
+        accepted = srv.settings.stream_tokens
+        valid = token is not None and token in (
+            srv.settings.tokens if accepted is None else accepted
+        )
+        return await serve_stream(
+            request,
+            srv.timeline,
+            self.clock.offset,
+            valid,
+            srv.stream,
+            srv.settings.stream_heartbeat_s,
+        )
 
     async def _not_found(self, request: web.Request) -> web.Response:
         return _json({"error": "Record not found"}, 404)
