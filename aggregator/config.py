@@ -53,6 +53,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "appview_url": Key("url", "https://public.api.bsky.app", "AppView for profiles"),
         "handle": Key("str", "", "Account handle for optional searchPosts backfill"),
         "app_password": Key("secret", None, "App password for that handle; env/file only"),
+        "pds_url": Key("url", "https://bsky.social", "PDS (or entryway) the handle logs in to"),
     },
     "web": {
         "host": Key("str", "127.0.0.1", "Address the web server binds"),

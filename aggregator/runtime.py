@@ -20,6 +20,7 @@ from aggregator.bus import MemoryBus
 from aggregator.config import Config
 from aggregator.moderation_state import ModerationState
 from aggregator.pipeline import Inbox, Pipeline, Stop, new_inbox
+from aggregator.sources.jetstream import bluesky_sources
 from aggregator.sources.mastodon import mastodon_sources
 from aggregator.store import Store, open_store
 from aggregator.supervise import Backoff, SourceState, supervise
@@ -84,11 +85,7 @@ class Runtime:
         if since is None:
             since = datetime.now(UTC) - timedelta(hours=24)
         runs += mastodon_sources(cfg, self.inbox, self.store, self.http, since)
-        mode = cfg.get("bluesky", "mode")
-        if mode != "off":
-            log.warning(
-                "bluesky.mode=%s: the Bluesky source is not part of this version; skipping", mode
-            )
+        runs += bluesky_sources(cfg, self.inbox, self.store, self.http, since=since)
         for factory in self.extra_sources:
             runs.extend(factory(self))
         return runs

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aggregator.config import load_config
 from aggregator.demo import load_dataset
+from aggregator.sim.bluesky_data import start_bluesky_sims
 from aggregator.sim.clock import SimClock
 from aggregator.sim.mastodon import MastodonSimulator, ServerSettings, federated_view
 
@@ -42,6 +43,7 @@ async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Ev
     ]
     sim = MastodonSimulator(data["items"], clock, epoch, servers, accounts=data["accounts"])
     urls = await sim.start("127.0.0.1")
+    bsky = await start_bluesky_sims(clock, data)
     tmp = None
     if not db:
         tmp = tempfile.TemporaryDirectory(prefix="backchannel-demo-")
@@ -57,7 +59,7 @@ async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Ev
             "start": epoch.astimezone(UTC).replace(tzinfo=None).isoformat(),
         },
         mastodon={"servers": urls, "poll_interval": 2.0, "min_poll_interval": 1.0},
-        bluesky={"mode": "off"},
+        bluesky=bsky.config(),
         storage={"url": f"sqlite:///{db}"},
         web={"host": host, "port": port},
     )
@@ -65,7 +67,8 @@ async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Ev
     config = config.with_overrides(event={"timezone": "UTC"})
     print(
         f"backchannel demo: replaying {event['name']} ({len(data['items'])} items) at "
-        f"{speed:g}x from simulated Mastodon servers {', '.join(urls)}; "
+        f"{speed:g}x from simulated Mastodon servers {', '.join(urls)} and "
+        f"a simulated Jetstream at {bsky.jetstream_url}; "
         f"the replay ends in about {replay_seconds / 60:.0f} min",
         flush=True,
     )
@@ -73,6 +76,7 @@ async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Ev
         await serve_until(config, host, port, stop)
     finally:
         await sim.stop()
+        await bsky.stop()
         if tmp is not None:
             tmp.cleanup()
 
