@@ -60,24 +60,32 @@ def decide(
         return Decision.INSERT
     if existing.deleted:
         return Decision.SKIP
-    fp = incoming_fp if incoming_fp is not None else fingerprint(incoming)
     prov = incoming.provenance
+    new_edit, old_edit = prov.edited_at or "", existing.edited_at or ""
+    # An older copy (a server that has not seen the edit yet) must not undo an edit,
+    # and a newer edit always wins, wherever it comes from.
+    if new_edit < old_edit:
+        return Decision.SKIP
+    if new_edit > old_edit:
+        return Decision.UPDATE
+    # Same version. The home server's copy is the authority: it carries the true counts,
+    # its own media URLs and consent flags (`noindex`) that remote servers do not serialise.
+    if prov.home and not existing.home:
+        return Decision.UPDATE
+    if existing.home and not prov.home:
+        return Decision.SKIP
+    fp = incoming_fp if incoming_fp is not None else fingerprint(incoming)
     if fp != existing.fingerprint:
-        # An older copy (a server that has not seen the edit yet) must not undo an edit.
-        if existing.edited_at and (prov.edited_at or "") < existing.edited_at:
-            return Decision.SKIP
+        # Same authority, same version, different look: a link card or media processed
+        # after the post was created.
         return Decision.UPDATE
     m = incoming.metrics
     if (m.likes, m.reposts, m.replies) == existing.metrics:
         return Decision.SKIP
-    # Counts are local to the server asked; the post's home server has the true ones.
-    if not prov.home:
-        if existing.home:
-            return Decision.SKIP
+    if not prov.home and any(
+        new < old
+        for new, old in zip((m.likes, m.reposts, m.replies), existing.metrics, strict=True)
+    ):
         # Two non-home servers disagree; take only growth so walls do not flicker.
-        if any(
-            new < old
-            for new, old in zip((m.likes, m.reposts, m.replies), existing.metrics, strict=True)
-        ):
-            return Decision.SKIP
+        return Decision.SKIP
     return Decision.UPDATE

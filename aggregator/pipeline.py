@@ -63,6 +63,17 @@ InboxItem = RawItem | Delete | Checkpoint | Stop
 Inbox = asyncio.Queue[InboxItem]
 
 
+CopyKey = tuple[str, tuple[int, int, int], bool]
+
+
+def _copy_key(post: Post) -> CopyKey:
+    """Everything `dedupe.decide` looks at, so a copy skipped here is one it would skip."""
+    m = post.metrics
+    # The home flag is in: a home copy replaces another server's copy even when it looks
+    # the same (it carries consent flags that other servers do not serialise).
+    return (fingerprint(post), (m.likes, m.reposts, m.replies), post.provenance.home)
+
+
 def new_inbox(size: int = INBOX_SIZE) -> Inbox:
     return asyncio.Queue(maxsize=size)
 
@@ -119,8 +130,8 @@ class Pipeline:
         self.bus = bus
         self.moderator = moderator  # automatic rules, applied before anything is stored
         self.stats = PipelineStats()
-        # id -> (fingerprint, counts): skip the store for copies we have just written.
-        self._recent: OrderedDict[str, tuple[str, tuple[int, int, int]]] = OrderedDict()
+        # id -> what the store decides on: skip the store for copies we have just written.
+        self._recent: OrderedDict[str, CopyKey] = OrderedDict()
 
     async def run(self) -> None:
         while True:
@@ -163,9 +174,7 @@ class Pipeline:
             log.warning("pipeline: skipped a malformed item from %s: %s", item.source, exc)
             self.stats.rejected += 1
             return None
-        m = post.metrics
-        key = (fingerprint(post), (m.likes, m.reposts, m.replies))
-        if self._recent.get(post.id) == key:
+        if self._recent.get(post.id) == _copy_key(post):
             self._recent.move_to_end(post.id)
             self.stats.duplicates += 1
             return None
@@ -182,8 +191,7 @@ class Pipeline:
                     verdicts[post.id] = verdict
         changes = await self.store.upsert(posts, verdicts)
         for post in posts:
-            m = post.metrics
-            self._recent[post.id] = (fingerprint(post), (m.likes, m.reposts, m.replies))
+            self._recent[post.id] = _copy_key(post)
             self._recent.move_to_end(post.id)
         while len(self._recent) > RECENT_CACHE:
             self._recent.popitem(last=False)

@@ -199,12 +199,6 @@ async def test_three_servers_sharing_posts_give_each_post_once(tmp_path: Path) -
         assert created == sorted(created, reverse=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dedupe.decide treats another server's copy as an edit when only per-server "
-    "artefacts differ (remote servers serve media from their own cache), so the last copy "
-    "read wins, counts included; the home copy should win instead",
-)
 async def test_the_home_servers_counts_win(tmp_path: Path) -> None:
     host, other = "social.example", "mastodon.example"
     item = status_item(1, at=1, host=host)
@@ -230,12 +224,6 @@ async def test_the_home_servers_counts_win(tmp_path: Path) -> None:
         assert post is not None and post.metrics.likes == 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dedupe.decide skips the home server's copy when fingerprint and counts equal "
-    "the stored non-home copy, so consent only the home server reports (Mastodon serialises "
-    "`noindex` for local accounts only) never reaches the store",
-)
 async def test_consent_that_only_the_home_server_reports_reaches_the_store(
     tmp_path: Path,
 ) -> None:
