@@ -36,18 +36,23 @@ def test_counts_from_home_beat_counts_from_elsewhere() -> None:
 def test_the_home_copy_wins_over_other_servers_artefacts() -> None:
     home = make_post(1, text="same", provenance=Provenance(home=True))
     # Another server serves the same version with its own cached media URLs.
-    cached = make_post(1, text="same", url="https://other.example/x", provenance=Provenance())
+    cached = make_post(
+        1, text="same", url="https://other.example/x", provenance=Provenance(home=False)
+    )
     assert decide(state_of(home), cached) is Decision.SKIP
     # Seen first from elsewhere, the home copy replaces it even when it looks the same:
     # it carries the consent flags only the home server serialises.
     assert decide(state_of(cached), home) is Decision.UPDATE
     noindex = make_post(1, text="same", provenance=Provenance(home=True, noindex=True))
-    assert decide(state_of(make_post(1, text="same")), noindex) is Decision.UPDATE
+    away = make_post(1, text="same", provenance=Provenance(home=False))
+    assert decide(state_of(away), noindex) is Decision.UPDATE
 
 
 def test_a_newer_edit_wins_from_any_server_and_a_late_card_updates() -> None:
     home = make_post(1, text="v1", provenance=Provenance(home=True))
-    edited_away = make_post(1, text="v2", provenance=Provenance(edited_at="2026-11-21T10:00:00Z"))
+    edited_away = make_post(
+        1, text="v2", provenance=Provenance(home=False, edited_at="2026-11-21T10:00:00Z")
+    )
     assert decide(state_of(home), edited_away) is Decision.UPDATE
     # Same server, same version, different look: a link card fetched after posting.
     later = make_post(1, text="v1 with card", provenance=Provenance(home=True))
