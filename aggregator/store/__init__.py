@@ -16,4 +16,10 @@ def open_store(url: str) -> Store:
         if not path:
             raise ConfigError("storage.url: sqlite:/// needs a file path")
         return SQLiteStore(path)
-    raise ConfigError(f"storage.url: backend not available in this version: {url.split(':')[0]}")
+    if url.startswith(("postgresql://", "postgres://")):
+        from aggregator.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigError(
+        f"storage.url: expected sqlite:///path or postgresql://…, got {url.split(':')[0]}"
+    )
