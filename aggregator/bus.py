@@ -9,9 +9,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from aggregator.store.base import Change
+from aggregator.store.base import Change, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ class MemoryBus:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
 
+    async def start(self) -> None:
+        """Nothing to connect: here for the same lifecycle as `RedisBus`."""
+
+    async def ping(self) -> bool:
+        return True
+
     def subscribe(self) -> Subscription:
         sub = Subscription()
         self._subscribers.add(sub)
@@ -59,6 +65,31 @@ class MemoryBus:
 
     async def close(self) -> None:
         self._subscribers.clear()
+
+
+class Bus(Protocol):
+    """What the pipeline, the admin API and the fan-out need of a bus."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    def subscribe(self) -> Subscription: ...
+
+    def unsubscribe(self, sub: Subscription) -> None: ...
+
+    def publish(self, event: BusEvent) -> None: ...
+
+
+def open_bus(url: str, store: Store) -> Bus:
+    """The bus for a `bus.url`: in-process, or Redis shared by several nodes."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from aggregator.bus_redis import RedisBus
+
+        return RedisBus(url, store)
+    return MemoryBus()
 
 
 def _replace_with_resync(queue: asyncio.Queue[BusEvent]) -> None:

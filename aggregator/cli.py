@@ -84,9 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "bus.url: `serve` needs a bus shared with an `ingest` node (redis://…); "
                     "use `backchannel run` for a single process"
                 )
-            raise CliError("bus.url: the Redis bus is not part of this version")
+            return _serve(config, ingest=False)
         if args.command == "ingest":
             config = load_config(args.config)
+            if config.get("bus", "url") == "memory://":
+                log.warning(
+                    "bus.url is memory://: no serve node will hear this ingest node; "
+                    "set bus.url = redis://… (or use `backchannel run`)"
+                )
             return _ingest(config)
         if args.command == "digest":
             from aggregator.digest.command import digest_command

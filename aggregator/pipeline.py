@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregator.bus import BusEvent, MemoryBus
+from aggregator.bus import Bus, BusEvent
 from aggregator.dedupe import fingerprint
 from aggregator.model import Post
 from aggregator.normalise import NormaliseError
@@ -122,7 +122,7 @@ class Pipeline:
         self,
         inbox: Inbox,
         store: Store,
-        bus: MemoryBus,
+        bus: Bus,
         moderator: Callable[[Post], Verdict] | None = None,
     ) -> None:
         self.inbox = inbox

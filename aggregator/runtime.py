@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from aggregator.bus import MemoryBus
+from aggregator.bus import Bus, MemoryBus, open_bus
 from aggregator.config import Config
 from aggregator.moderation_state import ModerationState
 from aggregator.pipeline import Inbox, Pipeline, Stop, new_inbox
@@ -34,7 +34,7 @@ SourceFactory = Callable[["Runtime"], list[tuple[str, Callable[[], Awaitable[Non
 class Runtime:
     config: Config
     store: Store
-    bus: MemoryBus = field(default_factory=MemoryBus)
+    bus: Bus = field(default_factory=MemoryBus)
     inbox: Inbox = field(default_factory=new_inbox)
     ingest: bool = True
     extra_sources: list[SourceFactory] = field(default_factory=list)
@@ -58,10 +58,13 @@ class Runtime:
 
     @classmethod
     def from_config(cls, config: Config, *, ingest: bool = True) -> Runtime:
-        return cls(config=config, store=open_store(config.get("storage", "url")), ingest=ingest)
+        store = open_store(config.get("storage", "url"))
+        bus = open_bus(config.get("bus", "url"), store)
+        return cls(config=config, store=store, bus=bus, ingest=ingest)
 
     async def start(self) -> None:
         await self.store.open()
+        await self.bus.start()
         self.moderation.load(await self.store.get_settings(), await self.store.bans())
         self._control_task = asyncio.create_task(self._follow_controls(), name="controls")
         self.pipeline = Pipeline(self.inbox, self.store, self.bus, self.moderation.verdict)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.audience import AUDIENCES, Audience, Policy, visible
-from aggregator.bus import BusEvent, MemoryBus
+from aggregator.bus import Bus, BusEvent
 from aggregator.store.base import Change
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ class Client:
 
 
 class FanOut:
-    def __init__(self, bus: MemoryBus, *, tick: float = TICK_SECONDS) -> None:
+    def __init__(self, bus: Bus, *, tick: float = TICK_SECONDS) -> None:
         self.bus = bus
         self.tick = tick
         self.clients: set[Client] = set()
