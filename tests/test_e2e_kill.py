@@ -9,107 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from factories import POST_JSON_KEYS, free_port
+from e2e_support import ADMIN, Watcher, all_posts, spawn, wait_http
+from factories import free_port
 
 from aggregator.demo import load_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
 SPEED = 1500.0
-ADMIN = "e2e-admin-token"
 
 pytestmark = pytest.mark.slow
-
-
-def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BACKCHANNEL_WEB_ADMIN_TOKEN": ADMIN}
-    env.pop("BACKCHANNEL_WEB_PORT", None)
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=open(log, "ab"),
-    )
-
-
-async def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} never came up")
-
-
-async def all_posts(base: str) -> list[dict[str, Any]]:
-    posts: list[dict[str, Any]] = []
-    before = None
-    async with aiohttp.ClientSession() as session:
-        while True:
-            params = {"limit": "200", **({"before": before} if before else {})}
-            async with session.get(f"{base}/api/posts", params=params) as resp:
-                body = await resp.json()
-            posts += body["posts"]
-            before = body["next"]
-            if before is None:
-                return posts
-
-
-class Watcher:
-    """A websocket client that keeps its own view and resumes with its last cursor."""
-
-    def __init__(self) -> None:
-        self.view: dict[str, dict[str, Any]] = {}
-        self.cursor = "0"
-        self.cursors: list[int] = []
-        self.messages = 0
-
-    async def follow(self, url: str, stop: asyncio.Event) -> None:
-        async with aiohttp.ClientSession() as session:
-            while not stop.is_set():
-                try:
-                    async with session.ws_connect(url) as ws:
-                        await ws.send_json({"type": "hello", "after": self.cursor})
-                        async for msg in ws:
-                            self.apply(json.loads(msg.data))
-                            if stop.is_set():
-                                break
-                except (aiohttp.ClientError, ConnectionError):
-                    pass
-                await asyncio.sleep(0.1)
-
-    def apply(self, msg: dict[str, Any]) -> None:
-        self.messages += 1
-        kind = msg["type"]
-        assert kind != "resync", "a resumable client must not need a resync"
-        if kind == "posts":
-            for post in msg["posts"]:
-                assert set(post) == POST_JSON_KEYS
-                self.view[post["id"]] = post
-        elif kind == "update":
-            self.view[msg["post"]["id"]] = msg["post"]
-        elif kind == "retract":
-            for post_id in msg["ids"]:
-                self.view.pop(post_id, None)
-        if "cursor" in msg:
-            self.cursors.append(int(msg["cursor"]))
-            self.cursor = msg["cursor"]
 
 
 async def test_sigkill_mid_replay_loses_and_doubles_nothing(tmp_path: Path) -> None:
