@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
 
 from aggregator.config import Config, ConfigError, load_config
+from aggregator.logs import configure_logging
 
 log = logging.getLogger("backchannel")
 
@@ -32,12 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="json: one object a line"
+    )
+    # The same options after the command (`backchannel serve --log-format json`); their
+    # defaults are suppressed there so they never overwrite the ones given before it.
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, choices=["debug", "info", "warning", "error"]
+    )
+    common.add_argument("--log-format", default=argparse.SUPPRESS, choices=["text", "json"])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="ingest and serve the web app in one process")
+    run = sub.add_parser(
+        "run", parents=[common], help="ingest and serve the web app in one process"
+    )
     run.add_argument("--config", required=True, help="event TOML file")
 
-    demo = sub.add_parser("demo", help="offline demo: local simulators, synthetic event, wall")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="offline demo: local simulators, synthetic event, wall"
+    )
     demo.add_argument("--port", type=int, default=8080, help="web port (default 8080)")
     demo.add_argument("--host", default="127.0.0.1", help="web address (default 127.0.0.1)")
     demo.add_argument(
@@ -45,24 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--db", default="", help="SQLite file (default: a fresh temporary one)")
 
-    digest = sub.add_parser("digest", help="write the post-event digest")
+    digest = sub.add_parser("digest", parents=[common], help="write the post-event digest")
     digest.add_argument("--config", required=True)
     digest.add_argument("--format", choices=["md", "html", "json"], default="md")
     digest.add_argument("--out", default="-", help="output file (default stdout)")
 
-    serve = sub.add_parser("serve", help="web half only (multi-node deployments)")
+    serve = sub.add_parser("serve", parents=[common], help="web half only (multi-node deployments)")
     serve.add_argument("--config", required=True)
-    ingest = sub.add_parser("ingest", help="ingest half only (multi-node deployments)")
+    ingest = sub.add_parser(
+        "ingest", parents=[common], help="ingest half only (multi-node deployments)"
+    )
     ingest.add_argument("--config", required=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "run":
             config = load_config(args.config)

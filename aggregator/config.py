@@ -62,6 +62,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "public_url": Key("str", "", "Public base URL (for the QR code and feeds)"),
         "max_connections_per_ip": Key("int", 50, "Websocket connections per client IP; 0 = no cap"),
         "trusted_proxies": Key("list", [], "Proxy IPs whose X-Forwarded-For names the client"),
+        "metrics_public": Key(
+            "bool", False, "Serve /metrics to anyone (default: loopback, proxies, admin token)"
+        ),
         "frame_ancestors": Key("list", ["'self'"], "Who may embed the pages (CSP frame-ancestors)"),
     },
     "storage": {

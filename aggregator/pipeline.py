@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 from aggregator.bus import Bus, BusEvent
 from aggregator.dedupe import fingerprint
-from aggregator.model import Post
+from aggregator.model import Post, parse_timestamp
 from aggregator.normalise import NormaliseError
 from aggregator.normalise.bluesky import normalise_bluesky_post
 from aggregator.normalise.mastodon import normalise_mastodon_status
@@ -74,6 +75,11 @@ def _copy_key(post: Post) -> CopyKey:
     return (fingerprint(post), (m.likes, m.reposts, m.replies), post.provenance.home)
 
 
+def _epoch_seconds(created_at: str) -> float | None:
+    moment = parse_timestamp(created_at)
+    return moment.timestamp() if moment is not None else None
+
+
 def new_inbox(size: int = INBOX_SIZE) -> Inbox:
     return asyncio.Queue(maxsize=size)
 
@@ -115,6 +121,8 @@ class PipelineStats:
     duplicates: int = 0
     rejected: int = 0
     per_source: dict[str, int] = field(default_factory=dict)
+    # Seconds from a source's newest new post being written to it being stored.
+    lag_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -201,6 +209,10 @@ class Pipeline:
             if change.post is not None:
                 source = change.post.provenance.source or change.post.platform
                 self.stats.per_source[source] = self.stats.per_source.get(source, 0) + 1
+                if change.kind == "new":
+                    created = _epoch_seconds(change.post.created_at)
+                    if created is not None:
+                        self.stats.lag_seconds[source] = max(0.0, time.time() - created)
         self._publish(changes)
 
     async def _delete(self, item: Delete) -> None:

@@ -262,7 +262,9 @@ class FanOut:
         self.clients: set[Client] = set()
         self.dropped = 0
         self.batches = 0
+        self.resyncs = 0  # resync messages offered (policy change, node behind the bus)
         self.last_batch_seconds = 0.0
+        self.batch_listeners: list[Callable[[float], None]] = []  # e.g. a histogram
         self.policy = Policy()
         self.pinned: dict[str, Any] | None = None  # post JSON of the pinned post
         self.announcement = ""
@@ -315,6 +317,7 @@ class FanOut:
     def _resync(self, audiences: tuple[Audience, ...]) -> None:
         for client in list(self.clients):
             if client.audience in audiences:
+                self.resyncs += 1
                 client.offer(RESYNC)
 
     async def run(self) -> None:
@@ -332,6 +335,7 @@ class FanOut:
             # The node itself fell behind the bus: every client must re-read the store.
             self._pending.clear()
             for client in list(self.clients):
+                self.resyncs += 1
                 client.offer(RESYNC)
             return
         if event.control is not None:
@@ -345,15 +349,17 @@ class FanOut:
             await self._wake.wait()
             self._wake.clear()
             started = loop.time()
-            self.flush()
-            self.last_batch_seconds = loop.time() - started
+            if self.flush():
+                self.last_batch_seconds = loop.time() - started
+                for listener in self.batch_listeners:
+                    listener(self.last_batch_seconds)
             # A tick is from flush to flush: a long flush (many clients) eats into it.
             await asyncio.sleep(max(0.0, self.tick - self.last_batch_seconds))
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Encode what is pending once per audience and offer it to its clients."""
         if not self._pending and not self._controls:
-            return
+            return False
         pending, controls = self._pending, self._controls
         self._pending, self._controls = [], []
         self.batches += 1
@@ -391,3 +397,4 @@ class FanOut:
                 if not client.offer(message):
                     self.dropped += 1
                     break
+        return True

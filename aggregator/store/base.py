@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -68,6 +68,8 @@ def decode_page_cursor(value: str) -> tuple[int, int]:
 
 
 class Store(Protocol):
+    commit_listeners: list[Callable[[float], None]]  # called with each commit's seconds
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

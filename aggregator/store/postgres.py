@@ -110,6 +110,7 @@ class PostgresStore:
         self._writer_task: asyncio.Task[None] | None = None
         self._closed = False
         self.commit_seconds: list[float] = []  # recent commit durations, for metrics
+        self.commit_listeners: list[Callable[[float], None]] = []  # e.g. a histogram
         self.commits = 0
         self.retries = 0  # batches retried after a lost connection
 
@@ -215,7 +216,10 @@ class PostgresStore:
                         op.future.set_exception(exc)
                 continue
             self.commits += 1
-            self.commit_seconds = [*self.commit_seconds[-99:], time.perf_counter() - started]
+            took = time.perf_counter() - started
+            self.commit_seconds = [*self.commit_seconds[-99:], took]
+            for listener in self.commit_listeners:
+                listener(took)
             for op, result in zip(batch, results, strict=True):
                 if not op.future.done():
                     op.future.set_result(result)

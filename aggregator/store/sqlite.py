@@ -69,6 +69,7 @@ class SQLiteStore:
         self._seq = 0
         self._closed = False
         self.commit_seconds: list[float] = []  # recent commit durations, for metrics
+        self.commit_listeners: list[Callable[[float], None]] = []  # e.g. a histogram
 
     # lifecycle -------------------------------------------------------------------
 
@@ -213,7 +214,10 @@ class SQLiteStore:
                     if not op.future.done():
                         op.future.set_exception(exc)
                 continue
-            self.commit_seconds = [*self.commit_seconds[-99:], time.perf_counter() - started]
+            took = time.perf_counter() - started
+            self.commit_seconds = [*self.commit_seconds[-99:], took]
+            for listener in self.commit_listeners:
+                listener(took)
             for op, result in zip(batch, results, strict=True):
                 if not op.future.done():
                     op.future.set_result(result)
