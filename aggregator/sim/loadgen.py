@@ -104,14 +104,22 @@ async def serve_ours(args: argparse.Namespace, stop: asyncio.Event) -> None:
     config = load_config(env={}).with_overrides(
         event={"name": "Load", "hashtags": ["loadgen"]},
         bluesky={"mode": "off"},
-        storage={"url": f"sqlite:///{tmp.name}/load.db"},
+        storage={"url": args.storage_url or f"sqlite:///{tmp.name}/load.db"},
+        bus={"url": args.bus_url},
         web={"max_connections_per_ip": 0},
     )
     runtime = Runtime.from_config(config)
     source = SyntheticSource(runtime.inbox, args.rate, args.count, args.size, args.delay)
     runtime.extra_sources.append(lambda rt: [("loadgen", source.run)])
     try:
-        await serve_until(config, "127.0.0.1", args.port, stop, runtime=runtime)
+        if args.ingest_only:
+            # The ingest node of a multi-node run: sources, pipeline, store, bus; no web.
+            await runtime.start()
+            print("serving (ingest only)", flush=True)
+            await stop.wait()
+            await runtime.stop()
+        else:
+            await serve_until(config, "127.0.0.1", args.port, stop, runtime=runtime)
     finally:
         tmp.cleanup()
 
@@ -426,6 +434,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--delay", type=float, default=2.0, help="seconds before posting; -1: wait for SIGUSR1"
     )
     server.add_argument("--reference", action="store_true")
+    server.add_argument("--storage-url", default="", help="default: a temporary SQLite file")
+    server.add_argument("--bus-url", default="memory://")
+    server.add_argument("--ingest-only", action="store_true", help="no web server")
     swarm = sub.add_parser("swarm")
     swarm.add_argument("--url", required=True)
     swarm.add_argument("--clients", type=int, default=100)
