@@ -147,11 +147,19 @@ async def test_ingest_and_two_serve_nodes_share_one_stream(tmp_path: Path) -> No
         assert on_b.connected_to[-1] == wss[0], "the client should have moved to node A"
 
         shown = await all_posts(bases[0])
+        # Stopping node A (SIGTERM) tells its clients "going away" so they reconnect.
+        serve_a.send_signal(signal.SIGTERM)
+        assert serve_a.wait(timeout=30) == 0, "SIGTERM must shut down cleanly"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (
+            1001 in on_a.close_codes and 1001 in on_b.close_codes
+        ):
+            await asyncio.sleep(0.05)
+        assert 1001 in on_a.close_codes and 1001 in on_b.close_codes
         stop.set()
         await asyncio.wait_for(asyncio.gather(follow_a, follow_b), 10)
-        for proc in (ingest, serve_a):
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0, "SIGTERM must shut down cleanly"
+        ingest.send_signal(signal.SIGTERM)
+        assert ingest.wait(timeout=30) == 0, "SIGTERM must shut down cleanly"
     finally:
         stop.set()
         for proc in procs:
