@@ -50,7 +50,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "mode": Key("str", "jetstream", "jetstream, firehose or off"),
         "jetstream_url": Key("url", "wss://jetstream.us-east.bsky.network", "Jetstream base URL"),
         "firehose_url": Key("url", "wss://bsky.network", "Relay or PDS for firehose mode"),
+        "firehose_replay": Key(
+            "bool", False, "Firehose: first start replays the PDS's log from seq 0 (own PDS)"
+        ),
         "appview_url": Key("url", "https://public.api.bsky.app", "AppView for profiles"),
+        "profiles": Key("str", "appview", "appview, or pds: read profiles from firehose_url"),
         "handle": Key("str", "", "Account handle for optional searchPosts backfill"),
         "app_password": Key("secret", None, "App password for that handle; env/file only"),
         "pds_url": Key("url", "https://bsky.social", "PDS (or entryway) the handle logs in to"),
@@ -291,6 +295,10 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
         raise ConfigError(
             f"bluesky.mode: expected one of {', '.join(BLUESKY_MODES)}, "
             f"got {values['bluesky']['mode']!r}"
+        )
+    if values["bluesky"]["profiles"] not in ("appview", "pds"):
+        raise ConfigError(
+            f"bluesky.profiles: expected appview or pds, got {values['bluesky']['profiles']!r}"
         )
     for source in values["web"]["frame_ancestors"]:
         if not re.fullmatch(r"'self'|'none'|https?://[A-Za-z0-9.*:-]+", source):

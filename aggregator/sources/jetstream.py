@@ -491,28 +491,52 @@ def bluesky_sources(
     *,
     since: datetime | None = None,
 ) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
-    """The supervised runs for `bluesky.mode = "jetstream"`: stream, profiles, search."""
+    """The supervised runs for `bluesky.mode` "jetstream" or "firehose": the stream,
+    profile hydration and the optional search backfill."""
     from aggregator.sources.bluesky_search import search_source
 
-    if config.get("bluesky", "mode") != "jetstream":
+    mode = config.get("bluesky", "mode")
+    if mode not in ("jetstream", "firehose"):
         return []
     if since is None:
         start = config.event_start
         since = start.astimezone(UTC) if start else datetime.now(UTC) - timedelta(hours=24)
     matcher = HashtagMatcher(config.hashtags)
     known = KnownPosts()
-    hydrator = ProfileHydrator(
-        config.get("bluesky", "appview_url"), http_session, inbox, store=store, known=known
-    )
-    source = JetstreamSource(
-        config.get("bluesky", "jetstream_url"),
-        matcher,
-        inbox,
-        store,
-        hydrator=hydrator,
-        known=known,
-        since=since,
-    )
+    hydrator: ProfileHydrator
+    if config.get("bluesky", "profiles") == "pds":
+        from aggregator.sources.pds_profiles import PdsProfileHydrator
+
+        hydrator = PdsProfileHydrator(
+            config.get("bluesky", "firehose_url"), http_session, inbox, store=store, known=known
+        )
+    else:
+        hydrator = ProfileHydrator(
+            config.get("bluesky", "appview_url"), http_session, inbox, store=store, known=known
+        )
+    source: JetstreamSource
+    if mode == "firehose":
+        from aggregator.sources.firehose import FirehoseSource
+
+        source = FirehoseSource(
+            config.get("bluesky", "firehose_url"),
+            matcher,
+            inbox,
+            store,
+            hydrator=hydrator,
+            known=known,
+            replay=config.get("bluesky", "firehose_replay"),
+        )
+    else:
+        source = JetstreamSource(
+            config.get("bluesky", "jetstream_url"),
+            matcher,
+            inbox,
+            store,
+            hydrator=hydrator,
+            known=known,
+            since=since,
+        )
     runs: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         (source.name, source.run),
         (hydrator.name, hydrator.run),
