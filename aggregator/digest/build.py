@@ -21,6 +21,7 @@ from aggregator.digest.schedule import Session
 from aggregator.digest.writeups import link_docs
 from aggregator.model import Post, format_timestamp
 
+
 @dataclass(frozen=True)
 class EventInfo:
     name: str

@@ -20,7 +20,14 @@ from aggregator.digest.meta import ARTICLE_TYPES
 
 KINDS = ("writeup", "slides", "video", "photos", "code", "other")
 SLIDE_HOSTS = ("speakerdeck.com", "slideshare.net", "slides.com", "noti.st", "pitch.com")
-VIDEO_HOSTS = ("youtube.com", "youtu.be", "vimeo.com", "twitch.tv", "media.ccc.de", "dailymotion.com")
+VIDEO_HOSTS = (
+    "youtube.com",
+    "youtu.be",
+    "vimeo.com",
+    "twitch.tv",
+    "media.ccc.de",
+    "dailymotion.com",
+)
 PHOTO_HOSTS = ("flickr.com", "flic.kr", "instagram.com", "imgur.com", "500px.com", "unsplash.com")
 CODE_HOSTS = (
     "github.com",

@@ -14,8 +14,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Iterable
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib import robotparser
@@ -197,9 +196,7 @@ class GuardedFetcher:
             if literal is not None and not address_allowed(literal, self.resolver.allowed):
                 raise FetchRefusedError(f"{url[:200]}: a private address ({literal})")
             try:
-                async with self._session.get(
-                    url, allow_redirects=False, headers=headers
-                ) as resp:
+                async with self._session.get(url, allow_redirects=False, headers=headers) as resp:
                     if resp.status in (301, 302, 303, 307, 308):
                         location = resp.headers.get("Location")
                         if not location:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from aggregator.model import Post
+from aggregator.model import Link, Post
 
 # Query parameters that only say who sent the click, never which page it is.
 TRACKING_PARAMS = frozenset(
@@ -140,7 +140,7 @@ def collect_links(
     found: dict[str, SharedLink] = {}
     for post in posts:
         own_host = (urlsplit(post.url).hostname or "").lower()
-        candidates = [(link.url, link) for link in post.links]
+        candidates: list[tuple[str, Link | None]] = [(link.url, link) for link in post.links]
         candidates += [(u, None) for u in urls_in_text(post.text)]
         for raw, link in candidates:
             url = canonical_url(raw)

@@ -185,9 +185,7 @@ class SQLiteStore:
             await self.write(links.put_rows(rows))
 
     async def link_meta(self, source: str | None = None) -> dict[str, dict[str, Any]]:
-        result: dict[str, dict[str, Any]] = await self._read(
-            lambda c: links.read_rows(c, source)
-        )
+        result: dict[str, dict[str, Any]] = await self._read(lambda c: links.read_rows(c, source))
         return result
 
     async def tombstone(self, ids: list[str]) -> list[Change]:
