@@ -125,7 +125,7 @@ def classify(
     if source in ("feed", "webmention"):
         return "writeup"  # the organiser's feed, or a verified mention of the digest
     path = urlsplit(final).path
-    if path in ("", "/"):
+    if path in ("", "/") and not urlsplit(final).query:
         return "other"  # a home page is a blog, not a post about the event
     if meta is None:
         if not preview_title:
