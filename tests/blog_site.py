@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - realistic HTML has long lines
 """A small loopback blog host for the link tests: realistic posts (OpenGraph, JSON-LD
 with @graph, h-entry), a shortener redirect chain, a PDF, same-site and cross-site
 rel=canonical, a tag feed with ETag/Last-Modified, and pages for Webmention checks."""
