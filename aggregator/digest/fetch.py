@@ -51,10 +51,11 @@ class FetchRefusedError(OSError):
 class WrongTypeError(FetchRefusedError):
     """The page was reached but is not of a type we read; `url` is where (after redirects)."""
 
-    def __init__(self, message: str, url: str, content_type: str) -> None:
+    def __init__(self, message: str, url: str, content_type: str, status: int = 200) -> None:
         super().__init__(message)
         self.url = url
         self.content_type = content_type
+        self.status = status
 
 
 def address_allowed(ip: IPAddress, allowed: Iterable[Any] = ()) -> bool:
@@ -217,6 +218,7 @@ class GuardedFetcher:
                             f"({content_type or 'no type'})",
                             url,
                             content_type,
+                            resp.status,
                         )
                     declared = resp.content_length
                     if declared is not None and declared > self.max_bytes:

@@ -142,6 +142,8 @@ class Unfurler:
         try:
             fetched = await self.fetcher.fetch_html(url)
         except WrongTypeError as exc:  # a shortener to a PDF: the address is what we learn
+            if exc.status != 200:
+                return row | {"status": "error", "error": f"HTTP {exc.status}"}
             row["final"] = canonical_url(exc.url) or url
             row["meta"] = {"url": exc.url, "content_type": exc.content_type}
             return row
