@@ -81,6 +81,7 @@ class BlogSite:
     etag: str = '"v1"'
     not_modified: int = 0
     mention_pages: dict[str, str] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -118,6 +119,8 @@ class BlogSite:
             return self.feed(request, base)
         if path == "/broken/feed/":
             return web.Response(text="<html><body>not a feed", content_type="text/plain")
+        if path in self.redirects:
+            raise web.HTTPFound(self.redirects[path])
         if path in self.mention_pages:
             return html(self.mention_pages[path].format(base=base))
         if path == "/gone":
