@@ -58,6 +58,35 @@ def test_urls_in_text_stop_at_sentence_punctuation() -> None:
     ]
 
 
+def test_truncated_urls_in_text_are_not_links() -> None:
+    assert urls_in_text("see https://blog.example/2026/11/very-lo… now") == []
+
+
+def test_collect_links_from_a_bluesky_external_embed() -> None:
+    from aggregator.normalise.bluesky import normalise_bluesky_post
+
+    text = "wrote it up: blog.example/2026/11/blu… #blc26"
+    record = {
+        "$type": "app.bsky.feed.post",
+        "text": text,
+        "createdAt": "2026-11-22T10:00:00Z",
+        "embed": {
+            "$type": "app.bsky.embed.external",
+            "external": {
+                "uri": "https://blog.example/2026/11/bluelightcamp?utm_source=bsky",
+                "title": "BlueLightCamp 2026: my write-up",
+                "description": "Sessions and the hallway track.",
+            },
+        },
+    }
+    post = normalise_bluesky_post(record, did="did:plc:abc", rkey="3k")
+    found = collect_links([post])
+    assert list(found) == ["https://blog.example/2026/11/bluelightcamp"]
+    link = found["https://blog.example/2026/11/bluelightcamp"]
+    assert link.preview.title == "BlueLightCamp 2026: my write-up"
+    assert link.sharers == ["did:plc:abc"]
+
+
 def test_collect_links_dedupes_and_counts_sharers() -> None:
     bob = Author("@bob@social.example", "Bob")
     posts = [

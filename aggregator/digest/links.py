@@ -101,6 +101,8 @@ def urls_in_text(text: str) -> list[str]:
     found = []
     for match in URL_IN_TEXT.finditer(text):
         url = match.group(0)
+        if url.endswith("…") or url.endswith("..."):
+            continue  # shortened for display: the real link is in the post's links
         while url and url[-1] in TRAILING:
             # Keep a closing bracket that has its opening one inside the URL (Wikipedia).
             if url[-1] == ")" and url.count("(") >= url.count(")"):
