@@ -138,8 +138,11 @@ def extract_meta(html: bytes | str, url: str) -> PageMeta:
     ]
     body = tree.body
     page.text = " ".join((body.text(separator=" ") if body else "").split())[:MAX_TEXT]
-    if page.description:
-        page.description = _clip(page.description)
+    # Pages are untrusted: keep every text field to a sensible length.
+    page.title = _clip(page.title, 200) if page.title else None
+    page.author = _clip(page.author, 120) if page.author else None
+    page.site = _clip(page.site, 120) if page.site else None
+    page.description = _clip(page.description) if page.description else None
     return page
 
 
