@@ -165,3 +165,60 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_concurrency_is_bounded_per_host(store: SQLiteStore) -> None:
+    from aiohttp import web
+
+    active = {"now": 0, "max": 0}
+
+    async def slow(request: web.Request) -> web.Response:
+        active["now"] += 1
+        active["max"] = max(active["max"], active["now"])
+        await asyncio.sleep(0.05)
+        active["now"] -= 1
+        return web.Response(text="<title>x</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{n}", slow)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        links = shared(*(f"{base}/{n}" for n in range(8)))
+        async with GuardedFetcher(allowed=LOOPBACK, respect_robots=False) as fetcher:
+            rows = await Unfurler(fetcher, concurrency=8, per_host=1).run(links, store)
+    finally:
+        await server.close()
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    assert active["max"] == 1
+
+
+async def test_run_unfurls_in_the_background_when_configured(
+    blog: tuple[BlogSite, str], tmp_path: Path
+) -> None:
+    from aiohttp.test_utils import TestClient
+
+    from aggregator.config import load_config
+    from web.app import create_app
+
+    _, base = blog
+    db = tmp_path / "bg.db"
+    store = SQLiteStore(db)
+    await store.open()
+    await store.upsert([make_post(1, text=f"notes #testcamp {base}/local-first-at-blc26")])
+    await store.close()
+    config = load_config(env={}).with_overrides(
+        event={"name": "BlueLightCamp 2026", "hashtags": ["testcamp"]},
+        storage={"url": f"sqlite:///{db}"},
+        bluesky={"mode": "off"},
+        digest={"unfurl_interval": 60.0, "fetch_private_addresses": True},
+    )
+    async with TestClient(TestServer(create_app(config), host="127.0.0.1")) as client:
+        writeups: list[dict[str, object]] = []
+        for _ in range(100):  # bounded: 10 s at most
+            writeups = (await (await client.get("/digest.json")).json())["writeups"]
+            if writeups and writeups[0]["author"]:
+                break
+            await asyncio.sleep(0.1)
+        assert writeups and writeups[0]["author"] == "Mika Tanaka"
