@@ -4,7 +4,7 @@ classification on a labelled synthetic set (precision/recall printed, floors ass
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from aggregator.digest.build import EventInfo, build_digest
 from aggregator.digest.classify import EventTerms, classify, url_kind
 from aggregator.digest.links import canonical_url, collect_links, urls_in_text
 from aggregator.digest.meta import extract_meta, links_in
+from aggregator.digest.schedule import Session
 from aggregator.model import Author, Link
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -136,7 +137,13 @@ def test_build_digest_merges_redirected_links_and_adds_feed_rows() -> None:
         },
     }
     event = EventInfo("BlueLightCamp 2026", ("bluelightcamp",), START)
-    data = build_digest(event, [], posts, now=START, link_meta=rows).data
+    rows["https://feed.example/post"]["meta"]["description"] = "Notes on Accessible maps for all"
+    maps = Session(
+        "s1", "Accessible maps for all", "A", START, START + timedelta(hours=1), hashtag="blcA1"
+    )
+    data = build_digest(event, [maps], posts, now=START, link_meta=rows).data
+    # The feed entry names the session: it is listed with it though no post shared it.
+    assert "https://feed.example/post" in [w["url"] for w in data["sessions"][0]["writeups"]]
     by_url = {w["url"]: w for w in data["writeups"]}
     notes = by_url["https://blog.example/2026/11/22/notes/"]
     assert len(notes["posts"]) == 2 and notes["author"] == "Aoife"

@@ -18,7 +18,7 @@ from aggregator.digest.assign import assign
 from aggregator.digest.classify import EventTerms
 from aggregator.digest.quotes import Speaker, find_quotes, group_quotes
 from aggregator.digest.schedule import Session
-from aggregator.digest.writeups import link_docs
+from aggregator.digest.writeups import about_session, link_docs
 from aggregator.model import Post, format_timestamp
 
 
@@ -86,7 +86,12 @@ def build_digest(
                 "posts": ids,
                 "best": sorted(ids, key=lambda i: -engagement(by_id[i]))[:3],
                 "quotes": [q.to_json() for q in confident if id_set & set(q.posts)][:5],
-                "writeups": [w for w in writeups if id_set & set(w["posts"])],
+                "writeups": [
+                    w
+                    for w in writeups
+                    if id_set & set(w["posts"])
+                    or (not w["posts"] and about_session(w, session.title, session.hashtag))
+                ],
             }
         )
     authors = Counter(p.author.handle for p in kept)

@@ -55,6 +55,15 @@ def link_docs(
     return writeups, others
 
 
+def about_session(doc: LinkDoc, title: str, hashtag: str | None) -> bool:
+    """A write-up that no session post shared (a feed entry, a Webmention) still belongs
+    to a session whose full title or hashtag its title or description names."""
+    text = " ".join(str(doc.get(k) or "") for k in ("title", "description")).casefold()
+    if hashtag and f"#{hashtag.casefold()}" in text:
+        return True
+    return len(title) >= 12 and " ".join(title.casefold().split()) in " ".join(text.split())
+
+
 def _doc(
     key: str, shared: SharedLink | None, row: Mapping[str, Any] | None, terms: EventTerms
 ) -> LinkDoc:
