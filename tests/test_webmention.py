@@ -93,6 +93,11 @@ async def test_valid_mention_is_listed_in_json_and_atom(
     [entry] = atom.findall(f"{ATOM}entry")
     assert entry.findtext(f"{ATOM}title") == "My BlueLightCamp notes, with the digest"
     assert entry.findtext(f"{ATOM}author/{ATOM}name") == "Fern Ade"
+    html = await (await client.get("/digest")).text()
+    assert '<span class="p-author">Fern Ade</span>' in html
+    assert '<time class="dt-published" datetime="2026-11-22T12:00:00Z">' in html
+    md = await (await client.get("/digest.md")).text()
+    assert "by Fern Ade" in md and "22 Nov 2026" in md
     # A relative link resolves to the target too; the updated page no longer links: withdrawn.
     site.mention_pages["/fern/notes"] = NO_LINK
     assert await mention(client, f"{base}/fern/notes", target) == 202
