@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
+from aggregator.digest.links import host_and_path
 from aggregator.digest.meta import ARTICLE_TYPES
 
 KINDS = ("writeup", "slides", "video", "photos", "code", "other")
@@ -48,6 +49,7 @@ ARTICLE_PATH = re.compile(
     r"/(?:19|20)\d\d/|/(?:blog|posts?|notes?|articles?|entry|entries|writing|journal|"
     r"escritos|artikel|billets?)/|/p/[^/]+$"
 )
+PEERTUBE = re.compile(r"^/(?:w|videos/watch|videos/embed)/[\w-]+/?$")
 # An old article is background reading, not a write-up of this event.
 GRACE = timedelta(days=2)
 LEAD = timedelta(hours=12)  # notes published the evening before still count as "after"
@@ -73,27 +75,44 @@ def _squash(text: str) -> str:
     return re.sub(r"[\s#_\-]+", "", text.casefold())
 
 
-def _host_in(host: str, hosts: Iterable[str]) -> bool:
-    return any(host == h or host.endswith("." + h) for h in hosts)
+HOST_KINDS: dict[str, str] = {
+    **{h: "slides" for h in SLIDE_HOSTS},
+    **{h: "video" for h in VIDEO_HOSTS},
+    **{h: "photos" for h in PHOTO_HOSTS},
+    **{h: "code" for h in CODE_HOSTS},
+}
+
+
+@lru_cache(maxsize=65536)
+def host_kind(host: str) -> str | None:
+    """The kind of the site itself (the host or any parent domain), cached per host."""
+    labels = host.removeprefix("www.").split(".")
+    for i in range(len(labels) - 1):
+        kind = HOST_KINDS.get(".".join(labels[i:]))
+        if kind:
+            return kind
+    if "pixelfed" in host:
+        return "photos"
+    if host.startswith(("gitlab.", "git.", "forgejo.", "gitea.")):
+        return "code"
+    return None
 
 
 def url_kind(url: str) -> str | None:
     """The kind a URL alone tells, or None when it could be anything."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower().removeprefix("www.")
-    path = parts.path.lower()
-    if _host_in(host, SLIDE_HOSTS) or path.endswith(SLIDE_EXT):
+    host, path = host_and_path(url)
+    path = path.lower()
+    if path.endswith(SLIDE_EXT):
         return "slides"
     if host == "docs.google.com" and path.startswith("/presentation"):
         return "slides"
-    if _host_in(host, VIDEO_HOSTS) or path.endswith(VIDEO_EXT):
-        return "video"
-    if re.match(r"^/(?:w|videos/watch|videos/embed)/[\w-]+/?$", path):
-        return "video"  # PeerTube
-    if _host_in(host, PHOTO_HOSTS) or "pixelfed" in host or path.endswith(PHOTO_EXT):
+    kind = host_kind(host)
+    if kind:
+        return kind
+    if path.endswith(VIDEO_EXT) or PEERTUBE.match(path):
+        return "video"  # a file, or a PeerTube watch page
+    if path.endswith(PHOTO_EXT):
         return "photos"
-    if _host_in(host, CODE_HOSTS) or host.startswith(("gitlab.", "git.", "forgejo.", "gitea.")):
-        return "code"
     return None
 
 
@@ -119,13 +138,13 @@ def classify(
     """One of KINDS. `meta` is PageMeta.to_json() of the fetched page (None: not fetched);
     `source` is "post", "feed" or "webmention"."""
     final = str(meta.get("url") or url) if meta else url
-    kind = url_kind(url) or url_kind(final)
+    kind = url_kind(url) or (url_kind(final) if final != url else None)
     if kind:
         return kind
     if source in ("feed", "webmention"):
         return "writeup"  # the organiser's feed, or a verified mention of the digest
-    path = urlsplit(final).path
-    if path in ("", "/") and not urlsplit(final).query:
+    path = host_and_path(final)[1]
+    if path in ("", "/") and "?" not in final:
         return "other"  # a home page is a blog, not a post about the event
     if meta is None:
         if not preview_title:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from aggregator.model import Link, Post
@@ -55,11 +56,17 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 URL_IN_TEXT = re.compile(r"https?://[^\s<>\"'`]+")
 TRAILING = ".,;:!?)]}»”’…"
 MAX_URL = 2048
+# Lowercase host, no port, query or fragment, only unreserved path characters: canonical.
+SIMPLE_URL = re.compile(r"https?://[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:/[A-Za-z0-9/._~-]*)?\Z")
 
 
+@lru_cache(maxsize=65536)
 def canonical_url(url: str) -> str | None:
-    """The canonical form of an http(s) URL, or None when it is not one."""
+    """The canonical form of an http(s) URL, or None when it is not one. Cached: the
+    same links are shared again and again, and the digest reads every post."""
     url = url.strip()
+    if SIMPLE_URL.match(url):
+        return url if url.count("/") > 2 else url + "/"  # already canonical
     if len(url) > MAX_URL:
         return None
     try:
@@ -89,8 +96,7 @@ def _tracking(name: str) -> bool:
 
 def site_of(url: str) -> str:
     """The host without a leading `www.`: what "the same site" means for rel=canonical."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host.removeprefix("www.")
+    return host_and_path(url)[0].removeprefix("www.")
 
 
 def same_site(a: str, b: str) -> bool:
@@ -98,6 +104,8 @@ def same_site(a: str, b: str) -> bool:
 
 
 def urls_in_text(text: str) -> list[str]:
+    if "http" not in text:
+        return []  # most posts: skip the regex
     found = []
     for match in URL_IN_TEXT.finditer(text):
         url = match.group(0)
@@ -129,6 +137,7 @@ class SharedLink:
     first_shared: str = ""  # ISO timestamp of the first post
     preview: Preview = field(default_factory=Preview)
     texts: list[str] = field(default_factory=list)  # the sharing posts' text, for "mentions"
+    _post_set: set[str] = field(default_factory=set, repr=False)
 
 
 def collect_links(
@@ -139,29 +148,53 @@ def collect_links(
     `skip_hosts`: hosts whose links are never write-ups (the platforms' own servers:
     profiles, hashtags, other posts)."""
     skip = {h.lower() for h in skip_hosts}
+    skip.add("bsky.app")
     found: dict[str, SharedLink] = {}
     for post in posts:
-        own_host = (urlsplit(post.url).hostname or "").lower()
         candidates: list[tuple[str, Link | None]] = [(link.url, link) for link in post.links]
         candidates += [(u, None) for u in urls_in_text(post.text)]
+        if not candidates:
+            continue
+        own_host = _host(post.url)
         for raw, link in candidates:
             url = canonical_url(raw)
             if url is None:
                 continue
-            host = urlsplit(url).hostname or ""
-            if host in skip or host == own_host or host == "bsky.app":
+            host = _host(url)
+            if host in skip or host == own_host:
                 continue
             entry = found.get(url)
             if entry is None:
                 entry = found[url] = SharedLink(url, first_shared=post.created_at)
-            if post.id not in entry.posts:
+            if post.id not in entry._post_set:
+                entry._post_set.add(post.id)
                 entry.posts.append(post.id)
                 entry.texts.append(post.text)
-            if post.author.handle not in entry.sharers:
-                entry.sharers.append(post.author.handle)
+                if post.author.handle not in entry.sharers:
+                    entry.sharers.append(post.author.handle)
             if link is not None:
                 p = entry.preview
                 p.title = p.title or link.title
                 p.description = p.description or link.description
                 p.image = p.image or link.image
     return found
+
+
+def _host(url: str) -> str:
+    return host_and_path(url)[0]
+
+
+def host_and_path(url: str) -> tuple[str, str]:
+    """(lowercase host, path) of an absolute URL by plain string work: urlsplit is the
+    digest's hot spot when every post carries a different link."""
+    rest = url.partition("://")[2]
+    end = len(rest)
+    for ch in "/?#":
+        i = rest.find(ch)
+        if 0 <= i < end:
+            end = i
+    netloc, tail = rest[:end], rest[end:]
+    host = netloc.rpartition("@")[2]
+    host = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
+    path = tail.split("?", 1)[0].split("#", 1)[0]
+    return host.lower(), path
