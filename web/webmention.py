@@ -93,7 +93,9 @@ class WebmentionReceiver:
             log.info("webmention: verified %s -> %s", source[:200], target[:200])
         else:
             log.warning("webmention: rejected %s -> %s: %s", source[:200], target[:200], outcome)
-            await self._withdraw(store, source)
+            # Withdraw an earlier mention only on a definite answer, not a network blip.
+            if outcome.startswith(("no link", "gone", "spoofed", "HTTP 404", "HTTP 410")):
+                await self._withdraw(store, source)
 
     async def _verify(self, store: Store, source: str, target: str) -> str:
         fetcher = GuardedFetcher(
