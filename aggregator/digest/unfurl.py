@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,6 +123,13 @@ class Unfurler:
 
         await asyncio.gather(*(one(link) for link in links))
         await store.put_link_meta(unsaved)
+        if rows:
+            counts = Counter(str(r["status"]) for r in rows)
+            log.info(
+                "unfurled %d links: %s",
+                len(rows),
+                ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+            )
         return rows
 
     async def unfurl(self, url: str) -> Row:
@@ -148,10 +156,10 @@ class Unfurler:
             row["meta"] = {"url": exc.url, "content_type": exc.content_type}
             return row
         except FetchRefusedError as exc:
-            log.info("unfurl: refused %s: %s", url[:200], exc)
+            log.debug("unfurl: refused %s: %s", url[:200], exc)
             return row | {"status": "refused", "error": str(exc)[:200]}
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            log.info("unfurl: could not fetch %s: %s", url[:200], exc)
+            log.debug("unfurl: could not fetch %s: %s", url[:200], exc)
             return row | {"status": "error", "error": str(exc)[:200] or type(exc).__name__}
         if fetched.status != 200:
             return row | {"status": "error", "error": f"HTTP {fetched.status}"}
