@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--config", required=True)
     digest.add_argument("--format", choices=["md", "html", "json"], default="md")
     digest.add_argument("--out", default="-", help="output file (default stdout)")
+    digest.add_argument(
+        "--no-fetch",
+        action="store_true",
+        help="do not fetch linked pages; use what earlier runs learnt and the platforms' previews",
+    )
 
     serve = sub.add_parser("serve", parents=[common], help="web half only (multi-node deployments)")
     serve.add_argument("--config", required=True)
@@ -111,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aggregator.digest.command import digest_command
 
             config = load_config(args.config)
-            asyncio.run(digest_command(config, args.format, args.out))
+            asyncio.run(digest_command(config, args.format, args.out, fetch=not args.no_fetch))
             return 0
     except (ConfigError, CliError) as exc:
         print(f"backchannel: {exc}", file=sys.stderr)

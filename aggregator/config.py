@@ -83,6 +83,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fetch_private_addresses": Key(
             "bool", False, "Let link fetches reach loopback (tests only)"
         ),
+        "feed_interval": Key("float", 900.0, "Seconds between polls of the blog feeds"),
+        "unfurl_interval": Key(
+            "float", 0.0, "Seconds between background link unfurls in run; 0 = off"
+        ),
+        "webmention_rate": Key(
+            "int", 10, "Webmentions accepted per source host per hour; 0 = no cap"
+        ),
     },
 }
 
@@ -305,6 +312,19 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
             raise ConfigError(
                 f"web.frame_ancestors: {source!r} is not 'self', 'none' or an http(s) origin"
             )
+    digest = values["digest"]
+    if digest["feed_interval"] < 10:
+        raise ConfigError(
+            f"digest.feed_interval: at least 10 seconds, got {digest['feed_interval']}"
+        )
+    if digest["unfurl_interval"] and digest["unfurl_interval"] < 60:
+        raise ConfigError(
+            "digest.unfurl_interval: 0 (off) or at least 60 seconds, "
+            f"got {digest['unfurl_interval']}"
+        )
+    for feed in digest["feeds"]:
+        if not re.match(r"https?://[^/\s]+", str(feed)):
+            raise ConfigError(f"digest.feeds: not an http(s) URL: {str(feed)[:80]!r}")
     port = values["web"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError(f"web.port: expected 0-65535, got {port}")

@@ -18,6 +18,7 @@ import aiohttp
 
 from aggregator.bus import Bus, MemoryBus, open_bus
 from aggregator.config import Config
+from aggregator.digest.sources import digest_sources
 from aggregator.moderation_state import ModerationState
 from aggregator.pipeline import Inbox, Pipeline, Stop, new_inbox
 from aggregator.sources.jetstream import bluesky_sources
@@ -89,6 +90,7 @@ class Runtime:
             since = datetime.now(UTC) - timedelta(hours=24)
         runs += mastodon_sources(cfg, self.inbox, self.store, self.http, since)
         runs += bluesky_sources(cfg, self.inbox, self.store, self.http, since=since)
+        runs += digest_sources(cfg, self.store)
         for factory in self.extra_sources:
             runs.extend(factory(self))
         return runs

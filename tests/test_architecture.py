@@ -30,6 +30,10 @@ CORE_MODULES: tuple[str, ...] = (
     "aggregator/digest/quotes.py",
     "aggregator/digest/build.py",
     "aggregator/digest/render.py",
+    "aggregator/digest/links.py",
+    "aggregator/digest/meta.py",
+    "aggregator/digest/classify.py",
+    "aggregator/digest/writeups.py",
 )
 
 FORBIDDEN_IMPORTS = frozenset(

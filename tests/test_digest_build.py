@@ -93,6 +93,7 @@ async def test_cli_and_routes(tmp_path: Path) -> None:
             "md",
             "--out",
             str(out),
+            "--no-fetch",  # the links are invented; nothing to reach (tests stay offline)
         ],
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from aggregator.config import Config
 from aggregator.runtime import Runtime
-from web import admin, api, digest_page, feed, pages, ws
+from web import admin, api, digest_page, feed, pages, webmention, ws
 from web.fanout import FanOut
 from web.keys import CONFIG, CONNECTIONS_PER_IP, FANOUT, RUNTIME, WEBSOCKETS
 from web.metrics import setup_metrics
@@ -46,6 +46,7 @@ def create_app(
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     admin.setup_admin(app)
     setup_metrics(app)
+    webmention.setup_webmention(app)
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_going_away)
     return app

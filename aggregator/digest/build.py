@@ -15,16 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.digest.assign import assign
+from aggregator.digest.classify import EventTerms
 from aggregator.digest.quotes import Speaker, find_quotes, group_quotes
 from aggregator.digest.schedule import Session
+from aggregator.digest.writeups import about_session, link_docs
 from aggregator.model import Post, format_timestamp
-
-# Hosts whose links are media or tools rather than write-ups.
-OTHER_KINDS = {
-    "slides": ("speakerdeck.com", "slideshare.net", "slides.com", "docs.google.com"),
-    "video": ("youtube.com", "youtu.be", "vimeo.com", "peertube"),
-    "code": ("github.com", "gitlab.com", "codeberg.org"),
-}
 
 
 @dataclass(frozen=True)
@@ -47,14 +42,6 @@ def consented(post: Post) -> bool:
     return not (prov.bot or prov.noindex or prov.discoverable is False)
 
 
-def link_kind(url: str) -> str:
-    host = (urlsplit(url).hostname or "").casefold()
-    for kind, hosts in OTHER_KINDS.items():
-        if any(host == h or host.endswith("." + h) or h in host for h in hosts):
-            return kind
-    return "writeup"
-
-
 def engagement(post: Post) -> int:
     m = post.metrics
     return m.likes + 2 * m.reposts + m.replies
@@ -67,7 +54,10 @@ def build_digest(
     *,
     now: datetime,
     overrides: Mapping[str, str | None] | None = None,
+    link_meta: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Digest:
+    """`link_meta`: what unfurling, feeds and Webmentions learnt about links, by URL
+    (see aggregator.digest.writeups); without it write-ups come from platform previews."""
     kept = sorted((p for p in posts if consented(p)), key=lambda p: (p.created_at, p.id))
     by_id = {p.id: p for p in kept}
     speakers = _speakers(sessions)
@@ -77,7 +67,9 @@ def build_digest(
     }
     hits = [h for p in kept for h in find_quotes(p, speakers, titles)]
     confident, candidates = group_quotes(hits, {p.id: engagement(p) for p in kept})
-    writeups, links = _links(kept, event)
+    terms = EventTerms.of(event.name, event.hashtags, event.start)
+    server_hosts = [urlsplit(s).hostname or "" for s in event.servers]
+    writeups, links = link_docs(kept, terms, link_meta or {}, skip_hosts=server_hosts)
     session_docs = []
     for session in sessions:
         ids = [pid for pid, sid in assigned.items() if sid == session.id]
@@ -94,7 +86,12 @@ def build_digest(
                 "posts": ids,
                 "best": sorted(ids, key=lambda i: -engagement(by_id[i]))[:3],
                 "quotes": [q.to_json() for q in confident if id_set & set(q.posts)][:5],
-                "writeups": [w for w in writeups if id_set & set(w["posts"])],
+                "writeups": [
+                    w
+                    for w in writeups
+                    if id_set & set(w["posts"])
+                    or (not w["posts"] and about_session(w, session.title, session.hashtag))
+                ],
             }
         )
     authors = Counter(p.author.handle for p in kept)
@@ -135,35 +132,6 @@ def _speakers(sessions: Sequence[Session]) -> list[Speaker]:
                 handles = tuple(x for x in session.leaders if x.startswith("@"))
                 seen.setdefault(leader, Speaker(leader, handles if len(handles) == 1 else ()))
     return list(seen.values())
-
-
-def _links(
-    posts: Sequence[Post], event: EventInfo
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    found: dict[str, dict[str, Any]] = {}
-    for post in posts:
-        for link in post.links:
-            url = link.url.split("#")[0]
-            entry = found.setdefault(
-                url,
-                {
-                    "url": url,
-                    "title": link.title,
-                    "author": None,
-                    "site": urlsplit(url).hostname,
-                    "published": None,
-                    "posts": [],
-                    "description": link.description,
-                    "kind": link_kind(url),
-                },
-            )
-            if post.id not in entry["posts"]:
-                entry["posts"].append(post.id)
-            entry["title"] = entry["title"] or link.title
-    writeups = [e for e in found.values() if e["kind"] == "writeup" and e["title"]]
-    others = [e for e in found.values() if e not in writeups]
-    writeups.sort(key=lambda e: -len(e["posts"]))
-    return writeups, others
 
 
 def _activity(posts: Sequence[Post]) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib import robotparser
 from urllib.parse import urljoin, urlsplit
@@ -30,12 +30,32 @@ MAX_REDIRECTS = 5
 TIMEOUT = 10.0
 USER_AGENT = "backchannel-digest/0.1 (event digest; link previews)"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/rdf+xml",
+    "application/xml",
+    "text/xml",
+    "application/feed+json",
+    "application/json",
+    *HTML_TYPES,  # feedparser reads a mislabelled feed too
+)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 class FetchRefusedError(OSError):
     """The URL, an address it resolves to, a redirect, or the response is not allowed."""
+
+
+class WrongTypeError(FetchRefusedError):
+    """The page was reached but is not of a type we read; `url` is where (after redirects)."""
+
+    def __init__(self, message: str, url: str, content_type: str, status: int = 200) -> None:
+        super().__init__(message)
+        self.url = url
+        self.content_type = content_type
+        self.status = status
 
 
 def address_allowed(ip: IPAddress, allowed: Iterable[Any] = ()) -> bool:
@@ -98,6 +118,7 @@ class Fetched:
     status: int
     content_type: str
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)  # ETag, Last-Modified
 
 
 class GuardedFetcher:
@@ -139,9 +160,28 @@ class GuardedFetcher:
     async def fetch_html(self, url: str) -> Fetched:
         if self.respect_robots and not await self._robots_allow(url):
             raise FetchRefusedError(f"{url}: disallowed by robots.txt")
-        return await self._fetch(url, html_only=True)
+        return await self._fetch(url, types=HTML_TYPES)
 
-    async def _fetch(self, url: str, *, html_only: bool) -> Fetched:
+    async def fetch_feed(
+        self, url: str, *, etag: str | None = None, modified: str | None = None
+    ) -> Fetched:
+        """A feed, with a conditional GET: status 304 and an empty body when unchanged."""
+        if self.respect_robots and not await self._robots_allow(url):
+            raise FetchRefusedError(f"{url}: disallowed by robots.txt")
+        headers = {"Accept": ", ".join(FEED_TYPES[:3]) + ", */*;q=0.5"}
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
+        return await self._fetch(url, types=FEED_TYPES, headers=headers)
+
+    async def _fetch(
+        self,
+        url: str,
+        *,
+        types: tuple[str, ...] | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fetched:
         assert self._session is not None, "use `async with GuardedFetcher(...)`"
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
@@ -157,7 +197,7 @@ class GuardedFetcher:
             if literal is not None and not address_allowed(literal, self.resolver.allowed):
                 raise FetchRefusedError(f"{url[:200]}: a private address ({literal})")
             try:
-                async with self._session.get(url, allow_redirects=False) as resp:
+                async with self._session.get(url, allow_redirects=False, headers=headers) as resp:
                     if resp.status in (301, 302, 303, 307, 308):
                         location = resp.headers.get("Location")
                         if not location:
@@ -165,8 +205,21 @@ class GuardedFetcher:
                         url = urljoin(url, location)
                         continue
                     content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-                    if html_only and content_type.lower() not in HTML_TYPES:
-                        raise FetchRefusedError(f"{url}: not HTML ({content_type or 'no type'})")
+                    kept = {
+                        k: v
+                        for k in ("ETag", "Last-Modified")
+                        if (v := resp.headers.get(k)) is not None
+                    }
+                    if resp.status == 304:
+                        return Fetched(url, 304, content_type, b"", kept)
+                    if types is not None and content_type.lower() not in types:
+                        raise WrongTypeError(
+                            f"{url}: not {'HTML' if types is HTML_TYPES else 'a feed'} "
+                            f"({content_type or 'no type'})",
+                            url,
+                            content_type,
+                            resp.status,
+                        )
                     declared = resp.content_length
                     if declared is not None and declared > self.max_bytes:
                         raise FetchRefusedError(f"{url}: larger than {self.max_bytes} bytes")
@@ -175,7 +228,7 @@ class GuardedFetcher:
                         body += chunk
                         if len(body) > self.max_bytes:
                             raise FetchRefusedError(f"{url}: larger than {self.max_bytes} bytes")
-                    return Fetched(url, resp.status, content_type, bytes(body))
+                    return Fetched(url, resp.status, content_type, bytes(body), kept)
             except aiohttp.ClientConnectorError as exc:
                 if isinstance(exc.os_error, FetchRefusedError):
                     raise FetchRefusedError(str(exc.os_error)) from None
@@ -188,7 +241,7 @@ class GuardedFetcher:
         if origin not in self._robots:
             parser: robotparser.RobotFileParser | None = None
             try:
-                fetched = await self._fetch(origin + "/robots.txt", html_only=False)
+                fetched = await self._fetch(origin + "/robots.txt", types=None)
                 if fetched.status == 200:
                     parser = robotparser.RobotFileParser()
                     parser.parse(fetched.body.decode("utf-8", "replace").splitlines())

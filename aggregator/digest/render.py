@@ -79,26 +79,85 @@ def to_markdown(digest: Digest) -> str:
                 f"({post.url})"
             )
         for writeup in session["writeups"]:
-            out.append(f"- Write-up: [{_md_escape(writeup['title'])}]({writeup['url']})")
+            title = _md_escape(writeup["title"] or writeup["url"])
+            out.append(f"- Write-up: [{title}]({_md_url(writeup['url'])})")
         out += ["", f"{len(session['posts'])} posts in this session.", ""]
     if d["writeups"]:
         out += ["## Write-ups", ""]
         for w in d["writeups"]:
-            extract = f": {_md_escape(w['description'])[:160]}" if w.get("description") else ""
-            out.append(f"- [{_md_escape(w['title'])}]({w['url']}) ({w['site']}){extract}")
+            out.append(f"- {_md_writeup(w)}")
         out.append("")
-    others = [link for link in d["links"] if link["kind"] != "writeup"]
-    if others:
+    grouped = links_by_kind(d["links"])
+    if grouped:
         out += ["## Other links", ""]
-        for link in others:
-            out.append(f"- {link['kind']}: <{link['url']}>")
-        out.append("")
+        for kind, links in grouped:
+            out += [f"### {KIND_TITLES[kind]}", ""]
+            for link in links:
+                title = (
+                    f"[{_md_escape(link['title'])}]({_md_url(link['url'])})"
+                    if link["title"]
+                    else f"<{_md_url(link['url'])}>"
+                )
+                shared = len(link["shared_by"])
+                note = f" (shared by {shared} people)" if shared > 1 else ""
+                out.append(f"- {title}{note}")
+            out.append("")
     if stats["top_contributors"]:
         out += ["## Top contributors", ""]
         out += [f"- {c['handle']} ({c['posts']})" for c in stats["top_contributors"]]
         out.append("")
     out.append(f"*{len(d['general'])} posts were not about one session.*")
     return "\n".join(out) + "\n"
+
+
+KIND_TITLES = {
+    "slides": "Slides",
+    "video": "Video",
+    "photos": "Photos",
+    "code": "Code and tools",
+    "other": "Other",
+}
+
+
+def links_by_kind(links: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The links that are not write-ups, grouped by kind in a fixed order."""
+    return [
+        (kind, [x for x in links if x["kind"] == kind])
+        for kind in KIND_TITLES
+        if any(x["kind"] == kind for x in links)
+    ]
+
+
+def _md_url(url: str) -> str:
+    # A URL inside (...) or <...>: keep the delimiters from closing early.
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace(">", "%3E")
+
+
+def one_line(text: str | None, limit: int = 160) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _md_writeup(w: dict[str, Any]) -> str:
+    """`[Title](url)` by Author, Site, 22 Nov 2026: one-line extract."""
+    line = f"[{_md_escape(w['title'] or w['url'])}]({_md_url(w['url'])})"
+    by = [f"by {_md_escape(w['author'])}"] if w.get("author") else []
+    if w.get("site"):
+        by.append(_md_escape(w["site"]))
+    if w.get("published"):
+        by.append(_date(w["published"]))
+    if by:
+        line += " — " + ", ".join(by)
+    if w.get("description"):
+        line += f": {_md_escape(one_line(w['description']))}"
+    return line
+
+
+def _date(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%-d %b %Y")
+    except ValueError:
+        return iso[:10]
 
 
 def activity_svg(activity: list[dict[str, Any]], width: int = 640, height: int = 120) -> str:

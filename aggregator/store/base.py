@@ -118,3 +118,18 @@ class Store(Protocol):
     async def admin_posts(
         self, which: str, limit: int = 200
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]: ...
+
+    # digest: link metadata (unfurled pages, blog feed entries, verified Webmentions)
+    async def put_link_meta(self, rows: list[dict[str, Any]]) -> None:
+        """Insert or replace rows keyed by `url` (the canonical URL as shared, or the
+        feed entry's / Webmention source's URL). A row is
+        `{"url", "final", "source": "page"|"preview"|"feed"|"webmention",
+        "status": "ok"|"error"|"refused"|"rejected", "fetched_at": ISO 8601 UTC,
+        "meta": PageMeta.to_json() | None}`; the backend stores `url`, `final`, `source`,
+        `status`, `fetched_at` (as microseconds) in columns and the whole row as JSON."""
+        ...
+
+    async def link_meta(self, source: str | None = None) -> dict[str, dict[str, Any]]:
+        """Every stored row (only those of `source` when given), keyed by `url`, exactly
+        as put (a later put of the same `url` replaces it)."""
+        ...

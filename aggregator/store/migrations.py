@@ -69,6 +69,18 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 3: what the digest learnt about links (unfurled pages, feed entries, Webmentions).
+    """
+    CREATE TABLE link_meta (
+        url TEXT PRIMARY KEY,
+        final TEXT NOT NULL,
+        source TEXT NOT NULL,
+        status TEXT NOT NULL,
+        fetched_us INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX link_meta_source ON link_meta (source, fetched_us);
+    """,
 ]
 
 

@@ -8,6 +8,8 @@ writes, and search is a `tsvector` column with a GIN index instead of an FTS5 ta
 
 from __future__ import annotations
 
+from aggregator.store.postgres_links import PG_LINK_META_MIGRATION
+
 PG_MIGRATIONS: list[str] = [
     # 1: posts with a change sequence, source cursors, local-id aliases, full-text search.
     """
@@ -77,6 +79,8 @@ PG_MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 3: the digest's link metadata (unfurled pages, feed entries, Webmentions).
+    PG_LINK_META_MIGRATION,
 ]
 
 # Where the applied version is kept (SQLite uses PRAGMA user_version).

@@ -27,6 +27,7 @@ import asyncpg
 
 from aggregator.model import Post
 from aggregator.store import postgres_admin as admin
+from aggregator.store import postgres_links
 from aggregator.store.base import Change, Page, PageQuery, Verdict
 from aggregator.store.pg_migrations import PG_MIGRATIONS
 from aggregator.store.postgres_writes import (
@@ -278,6 +279,18 @@ class PostgresStore:
             )
             return []
         raise AssertionError(op.kind)
+
+    # the digest's link metadata (see postgres_links) ------------------------------------
+
+    async def put_link_meta(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.write(postgres_links.put_rows(rows))
+
+    async def link_meta(self, source: str | None = None) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = await self.read(
+            lambda c: postgres_links.read_rows(c, source)
+        )
+        return result
 
     # moderation and admin (see postgres_admin) ----------------------------------------
 

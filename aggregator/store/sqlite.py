@@ -24,6 +24,7 @@ from typing import Any
 from aggregator.dedupe import Decision, StoredState, decide, fingerprint
 from aggregator.model import Post, Provenance, parse_timestamp
 from aggregator.store import sqlite_admin as admin
+from aggregator.store import sqlite_links as links
 from aggregator.store.base import (
     Change,
     CursorError,
@@ -178,6 +179,14 @@ class SQLiteStore:
         result: list[tuple[dict[str, Any], dict[str, Any]]] = await self._read(
             lambda c: admin.read_admin_posts(c, which, limit)
         )
+        return result
+
+    async def put_link_meta(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.write(links.put_rows(rows))
+
+    async def link_meta(self, source: str | None = None) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = await self._read(lambda c: links.read_rows(c, source))
         return result
 
     async def tombstone(self, ids: list[str]) -> list[Change]:
