@@ -55,8 +55,8 @@ async def test_pre_moderated_wall_run_from_two_admin_screens(
         post = make_post(1, text="Pre-moderated hello")
         await server.publish(post)
         item = f'#queue li[data-id="{post.id}"]'
-        await alice.wait_for_selector(f"{item}.state-pending", timeout=2000)
-        await bob.wait_for_selector(f"{item}.state-pending", timeout=2000)
+        await alice.wait_for_selector(f"{item}.state-pending", timeout=5000)
+        await bob.wait_for_selector(f"{item}.state-pending", timeout=5000)
         await wall.wait_for_timeout(500)
         assert await wall.locator(".card").count() == 0  # nothing unapproved on the projector
 
