@@ -129,7 +129,9 @@ def test_the_deleted_post_is_retracted(result: dict[str, Any]) -> None:
 
 
 def test_a_restart_resumes_from_the_saved_cursor(result: dict[str, Any]) -> None:
+    running = json.loads(result["cursor_before"])
     saved = json.loads(result["cursor_saved"])
+    assert 0 < running["seq"] <= saved["seq"]
     assert isinstance(saved["seq"], int) and saved["seq"] > 0
     posts, after = result["posts"], result["after"]
     for kind in ("while_down", "after_restart"):

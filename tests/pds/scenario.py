@@ -316,6 +316,12 @@ async def publish_and_follow(
 
     await until(hydrated_and_deleted, 60, "hydration and the delete")
     before = await stored(store)
+
+    async def checkpointed() -> bool:
+        return await store.load_cursor("bluesky:firehose") is not None
+
+    # The cursor is saved while running (every second), not only on the way out.
+    await until(checkpointed, 10, "a checkpoint while running")
     cursor_before = await store.load_cursor("bluesky:firehose")
     await first.stop()
 
