@@ -10,6 +10,7 @@ in the wrong session misleads a blogger more than a post in "general".
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -35,16 +36,26 @@ class Candidate:
     reasons: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=8192)
 def _fold(text: str) -> str:
+    # Cached: session titles, rooms, leader and speaker names are folded for every post.
+    if text.isascii():
+        return text.lower()  # NFKC, NFKD and the accent strip change nothing in ASCII
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@functools.lru_cache(maxsize=4096)
+def _word_pattern(needle: str) -> re.Pattern[str] | None:
+    folded = _fold(needle).strip()
+    if len(folded) < 3:
+        return None
+    return re.compile(rf"(?<!\w){re.escape(folded)}(?!\w)")
+
+
 def _mentions(haystack: str, needle: str) -> bool:
-    needle = _fold(needle).strip()
-    if len(needle) < 3:
-        return False
-    return re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack) is not None
+    pattern = _word_pattern(needle)
+    return pattern is not None and pattern.search(haystack) is not None
 
 
 def score_sessions(

@@ -70,9 +70,12 @@ def build_digest(
     terms = EventTerms.of(event.name, event.hashtags, event.start)
     server_hosts = [urlsplit(s).hostname or "" for s in event.servers]
     writeups, links = link_docs(kept, terms, link_meta or {}, skip_hosts=server_hosts)
+    by_session: dict[str | None, list[str]] = {}
+    for pid, sid in assigned.items():
+        by_session.setdefault(sid, []).append(pid)
     session_docs = []
     for session in sessions:
-        ids = [pid for pid, sid in assigned.items() if sid == session.id]
+        ids = by_session.get(session.id, [])
         id_set = set(ids)
         session_docs.append(
             {
@@ -118,10 +121,15 @@ def build_digest(
         "quote_candidates": [q.to_json() for q in candidates],
         "writeups": writeups,
         "links": links,
-        "general": [pid for pid, sid in assigned.items() if sid is None],
-        "posts": [p.with_changes(session=assigned[p.id]).to_json() for p in kept],
+        "general": by_session.get(None, []),
+        "posts": [_with_session(p.to_json(), assigned[p.id]) for p in kept],
     }
     return Digest(data, by_id)
+
+
+def _with_session(post: dict[str, Any], session: str | None) -> dict[str, Any]:
+    post["session"] = session
+    return post
 
 
 def _speakers(sessions: Sequence[Session]) -> list[Speaker]:

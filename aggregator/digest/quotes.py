@@ -9,6 +9,7 @@ published. Near-identical quotes from several people are grouped ("quoted by 4 p
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,7 +57,11 @@ class Quote:
         return {"text": self.text, "speaker": self.speaker, "posts": list(self.posts)}
 
 
+@functools.lru_cache(maxsize=8192)
 def _fold(text: str) -> str:
+    # Cached: session titles, rooms, leader and speaker names are folded for every post.
+    if text.isascii():
+        return text.lower()  # NFKC, NFKD and the accent strip change nothing in ASCII
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

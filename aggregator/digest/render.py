@@ -7,13 +7,17 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
+import orjson
+
 from aggregator.digest.build import Digest
 
 BARS = " ▁▂▃▄▅▆▇█"
 
 
 def to_json(digest: Digest) -> str:
-    return json.dumps(digest.data, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    # orjson: the same indented UTF-8 JSON as json.dumps(indent=2), ~10x faster, which
+    # is most of a 1M-post digest's rendering time.
+    return orjson.dumps(digest.data, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
 def _md_escape(text: str) -> str:
