@@ -87,3 +87,58 @@ async def test_pre_moderated_wall_run_from_two_admin_screens(
             assert action in actions, actions
     finally:
         await server.stop()
+
+
+async def test_the_session_grid_edits_the_wall_banner_and_posts_get_overrides(
+    tmp_path: Path, browser: Browser
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    server = LiveServer(tmp_path, env={"BACKCHANNEL_WEB_ADMIN_TOKEN": TOKEN})
+    await server.start()
+    try:
+        admin = await moderator(browser, server)
+        wall = await (await browser.new_context()).new_page()
+        await wall.goto(server.url("/wall"))
+        await wall.wait_for_selector(".conn[data-state=live]")
+        now = datetime.now(UTC)  # the test config's event zone is UTC
+        form = admin.locator("#session-form")
+        await form.locator("input[name=title]").fill("Repair café")
+        await form.locator("input[name=room]").fill("Room B")
+        await form.locator("input[name=start]").fill(
+            (now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M")
+        )
+        await form.locator("input[name=end]").fill(
+            (now + timedelta(minutes=50)).strftime("%Y-%m-%dT%H:%M")
+        )
+        await form.locator("input[name=leaders]").fill("Mika")
+        await form.locator("button[type=submit]").click()
+        # The grid shows it, and the projector's "Now" banner changes at once.
+        cell = admin.locator(".session-cell", has_text="Repair café")
+        await cell.wait_for(timeout=5000)
+        await wall.wait_for_selector("#now:not([hidden])", timeout=5000)
+        assert "Repair café (Room B)" in (await wall.locator(".now-text").text_content() or "")
+        # Editing the title in the grid updates the banner too.
+        await cell.click()
+        await form.locator("input[name=title]").fill("Repair café, round two")
+        await form.locator("button[type=submit]").click()
+        await wall.wait_for_function(
+            "() => document.querySelector('.now-text').textContent.includes('round two')",
+            timeout=5000,
+        )
+        # A post's session select lists the session; choosing it stores the override.
+        post = make_post(7, text="Fixing a kettle")
+        await server.publish(post)
+        item = admin.locator(f'.admin-item[data-id="{post.id}"]')
+        await item.wait_for(timeout=5000)
+        session_id = await admin.locator(".session-cell").first.get_attribute("data-id")
+        await item.locator("select.session-select").select_option(session_id)
+        store = server.app[RUNTIME].store
+        for _ in range(100):
+            stored = await store.get(post.id)
+            if stored is not None and stored.session == session_id:
+                break
+            await admin.wait_for_timeout(50)
+        assert stored is not None and stored.session == session_id
+    finally:
+        await server.stop()

@@ -30,6 +30,7 @@ CORE_MODULES: tuple[str, ...] = (
     "aggregator/digest/quotes.py",
     "aggregator/digest/build.py",
     "aggregator/digest/render.py",
+    "aggregator/digest/edits.py",
     "aggregator/digest/links.py",
     "aggregator/digest/meta.py",
     "aggregator/digest/classify.py",

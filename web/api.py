@@ -6,6 +6,7 @@ import json
 
 from aiohttp import web
 
+from aggregator.config import ConfigError
 from aggregator.model import PLATFORMS
 from aggregator.store.base import CursorError, PageQuery
 from web.keys import CONFIG, FANOUT, RUNTIME
@@ -87,12 +88,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    """The schedule (digest.schedule), for the wall's "now" banner and the filters."""
-    from aggregator.config import ConfigError
+    """The schedule (digest.schedule plus the organisers' edits), for the wall's "now"
+    banner and the filters."""
     from aggregator.digest.command import load_schedule
+    from web.sessions_admin import current_sessions
 
     try:
-        sessions = load_schedule(request.app[CONFIG])
+        load_schedule(request.app[CONFIG])
     except ConfigError as exc:
-        return web.json_response({"sessions": [], "error": str(exc)})
-    return web.json_response({"sessions": [s.to_json() for s in sessions]})
+        error = str(exc)
+    else:
+        error = ""
+    sessions = await current_sessions(request.app)
+    body: dict[str, object] = {"sessions": [s.to_json() for s in sessions]}
+    if error:
+        body["error"] = error
+    return web.json_response(body)

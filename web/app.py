@@ -16,6 +16,7 @@ from web import admin, api, digest_page, feed, pages, webmention, ws
 from web.fanout import FanOut
 from web.keys import CONFIG, CONNECTIONS_PER_IP, FANOUT, RUNTIME, WEBSOCKETS
 from web.metrics import setup_metrics
+from web.sessions_admin import setup_sessions_admin
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def create_app(
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     admin.setup_admin(app)
     setup_metrics(app)
+    setup_sessions_admin(app)
     webmention.setup_webmention(app)
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_going_away)

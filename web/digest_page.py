@@ -9,7 +9,7 @@ from feedgen.feed import FeedGenerator
 from markupsafe import Markup
 
 from aggregator.digest.build import Digest
-from aggregator.digest.command import load_schedule, make_digest
+from aggregator.digest.command import make_digest
 from aggregator.digest.render import activity_svg, links_by_kind, to_json, to_markdown
 from web.feed import xml_clean
 from web.keys import CONFIG, RUNTIME
@@ -35,7 +35,11 @@ def _advertise(request: web.Request, response: web.Response) -> web.Response:
 
 async def _digest(request: web.Request) -> Digest:
     config = request.app[CONFIG]
-    return await make_digest(config, request.app[RUNTIME].store, load_schedule(config))
+    from web.sessions_admin import current_sessions
+
+    return await make_digest(
+        config, request.app[RUNTIME].store, await current_sessions(request.app)
+    )
 
 
 async def digest_html(request: web.Request) -> web.Response:

@@ -62,9 +62,8 @@ def build_digest(
     by_id = {p.id: p for p in kept}
     speakers = _speakers(sessions)
     titles = [s.title for s in sessions]
-    assigned: dict[str, str | None] = {
-        p.id: (p.session if p.session else assign(p, sessions, overrides)) for p in kept
-    }
+    known = {s.id for s in sessions}
+    assigned: dict[str, str | None] = {p.id: _placed(p, sessions, known, overrides) for p in kept}
     hits = [h for p in kept for h in find_quotes(p, speakers, titles)]
     confident, candidates = group_quotes(hits, {p.id: engagement(p) for p in kept})
     terms = EventTerms.of(event.name, event.hashtags, event.start)
@@ -125,6 +124,24 @@ def build_digest(
         "posts": [_with_session(p.to_json(), assigned[p.id]) for p in kept],
     }
     return Digest(data, by_id)
+
+
+GENERAL = "general"  # an organiser's "belongs to no session", stored as the post's session
+
+
+def _placed(
+    post: Post,
+    sessions: Sequence[Session],
+    known: set[str],
+    overrides: Mapping[str, str | None] | None,
+) -> str | None:
+    """The organiser's assignment when there is one, else the automatic one."""
+    if post.session == GENERAL:
+        return None
+    if post.session:
+        # A session deleted from the grid since: its posts go back to "general".
+        return post.session if post.session in known else None
+    return assign(post, sessions, overrides)
 
 
 def _with_session(post: dict[str, Any], session: str | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from aggregator.config import Config, ConfigError
 from aggregator.digest.build import Digest, EventInfo, build_digest, consented
+from aggregator.digest.edits import merge_sessions
 from aggregator.digest.fetch import GuardedFetcher
 from aggregator.digest.links import collect_links
 from aggregator.digest.render import to_json, to_markdown
@@ -91,6 +92,8 @@ async def digest_command(config: Config, fmt: str, out: str, *, fetch: bool = Tr
     store = open_store(config.get("storage", "url"))
     await store.open()
     try:
+        edits = (await store.get_settings()).get("sessions")
+        sessions = merge_sessions(sessions, edits, config.timezone)
         posts = await load_posts(store)
         if fetch:
             await unfurl_links(config, store, posts, bar=True)

@@ -1,6 +1,7 @@
 // The moderation screen. Every user-controlled string goes in through textContent; only
 // post.html (sanitised on the server) is inserted as HTML, by renderCard.
 import { LiveStream, renderCard, startClock, hideBrokenImages } from "./common.js";
+import { onSessionsChanged, sessionSelect, startSessionGrid } from "./admin_sessions.js";
 
 const body = document.body;
 const csrf = body.dataset.csrf;
@@ -83,6 +84,7 @@ function renderItem(post) {
   tools.append(button("Ban domain", () => act("ban", { domain: domainOf(post.author.handle) })));
   if (m.pinned) tools.append(button("Unpin", () => act("unpin", { post: id })));
   else tools.append(button("Pin", () => act("pin", { post: id }), "p"));
+  tools.append(sessionSelect(post, act));
   li.append(tools, renderCard(post, { mediaLimit: 1 }));
   return li;
 }
@@ -263,7 +265,13 @@ new LiveStream({
     else if (msg.type === "update") upsert(msg.post);
     else if (msg.type === "retract") for (const id of msg.ids) remove(id);
     else if (msg.type === "settings") applySettings(msg.settings);
+    else if (msg.type === "sessions") reloadSessions?.();
   },
 }).start();
+const reloadSessions = startSessionGrid(api, document.getElementById("session-status"));
+// The selects on every post list the sessions: rebuild them when the grid changes.
+onSessionsChanged(() => {
+  for (const post of posts.values()) upsert(post);
+});
 startClock();
 hideBrokenImages();

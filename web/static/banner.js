@@ -22,6 +22,13 @@ export function showPinned(post, renderCard, options = {}) {
   slot.hidden = false;
 }
 
+let refresh = null;
+
+// An organiser edited the session grid (a "sessions" message): show the change at once.
+export function refreshNowBanner() {
+  if (refresh) refresh();
+}
+
 // "Now": the sessions running at this moment, from the schedule (/api/sessions).
 export async function startNowBanner() {
   const slot = document.getElementById("now");
@@ -42,6 +49,7 @@ export async function startNowBanner() {
     slot.querySelector(".now-text").textContent = text;
     slot.hidden = text === "";
   };
+  refresh = () => load().then(show);
   await load();
   show();
   setInterval(show, 30_000);

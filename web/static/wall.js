@@ -4,7 +4,7 @@
 // so that after a deploy a long-running wall never pairs a new script with a cached old one.
 const { CardList, LiveStream, fetchPosts, hideBrokenImages, renderCard, startClock } =
   await import(document.body.dataset.common);
-const { showAnnouncement, showPinned, startNowBanner } = await import(
+const { showAnnouncement, showPinned, startNowBanner, refreshNowBanner } = await import(
   document.body.dataset.banner
 );
 
@@ -79,6 +79,9 @@ function handle(msg) {
       return;
     case "announce":
       showAnnouncement(msg.text);
+      return;
+    case "sessions":
+      refreshNowBanner();
       return;
     default:
       return; // future types
