@@ -87,6 +87,11 @@ class Sims:
     seq_of: dict[str, int] = field(default_factory=dict)  # at:// uri -> Jetstream seq
     replay_s: float = 0.0  # real seconds until the Mastodon replay has published everything
 
+    def replay_left(self) -> float:
+        """Real seconds until the Mastodon replay has published its last item."""
+        clock = self.mastodon.clock
+        return max(0.0, self.replay_s - clock.offset() / clock.speed)
+
     def expected_mastodon(self) -> set[str]:
         return set(self.data["expected"]["visible_uris"])
 
@@ -98,13 +103,17 @@ class Sims:
 
 
 @asynccontextmanager
-async def simulators(speed: float, *, servers: int = 2, **mastodon: Any) -> AsyncIterator[Sims]:
+async def simulators(
+    speed: float, *, servers: int = 2, full: bool = False, **mastodon: Any
+) -> AsyncIterator[Sims]:
+    """`full`: every Mastodon server has every post (else the first has all, the others
+    a federated share)."""
     data = load_dataset()
     epoch = datetime.now(UTC) - timedelta(seconds=60)
     clock = SimClock(epoch, speed=speed)
     hosts = _server_hosts(data, servers)
     settings = [
-        ServerSettings(host=h, sees=None if i == 0 else federated_view(h), **mastodon)
+        ServerSettings(host=h, sees=None if i == 0 or full else federated_view(h), **mastodon)
         for i, h in enumerate(hosts)
     ]
     masto = MastodonSimulator(data["items"], clock, epoch, settings, accounts=data["accounts"])
@@ -192,6 +201,24 @@ def read_store(db: Path) -> Stored:
 def integrity(db: Path) -> str:
     with closing(sqlite3.connect(db, timeout=10)) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def mastodon_head(sims: Sims, server: int) -> int:
+    """The newest local id among the event's posts `server` serves now."""
+    expected = sims.expected_mastodon()
+    now = sims.mastodon.clock.offset()
+    ids = [
+        st.uid
+        for st in sims.mastodon.timeline(server).visible(now)
+        if (st.boost_of.uri if st.boost_of else st.uri) in expected
+    ]
+    return max(ids, default=0)
+
+
+def mastodon_cursor(stored: Stored, sims: Sims, server: int) -> int:
+    host = sims.mastodon_urls[server].split("://", 1)[1]
+    value = stored.cursors.get(f"mastodon:{host}", "")
+    return int(value) if value.isdigit() else 0
 
 
 def unsaved_behind_cursors(stored: Stored, sims: Sims) -> list[str]:
