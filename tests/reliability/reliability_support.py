@@ -4,6 +4,7 @@ as a real child process, and readers of the SQLite file it writes."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -104,7 +105,12 @@ class Sims:
 
 @asynccontextmanager
 async def simulators(
-    speed: float, *, servers: int = 2, full: bool = False, **mastodon: Any
+    speed: float,
+    *,
+    servers: int = 2,
+    full: bool = False,
+    match_rate: float = 0.05,
+    **mastodon: Any,
 ) -> AsyncIterator[Sims]:
     """`full`: every Mastodon server has every post (else the first has all, the others
     a federated share)."""
@@ -120,7 +126,7 @@ async def simulators(
     urls = await masto.start()
     jet = JetstreamSimulator(retention=1_000_000, max_lag=1_000_000)
     jet_url = await jet.start()
-    load = LoadGenerator(jet, tags=TAGS, match_rate=0.05, dids=500)
+    load = LoadGenerator(jet, tags=TAGS, match_rate=match_rate, dids=500)
     appview = AppViewSimulator(load.profiles())
     appview_url = await appview.start()
     last = max(float(item["at"]) for item in data["items"])
@@ -243,3 +249,88 @@ def unsaved_behind_cursors(stored: Stored, sims: Sims) -> list[str]:
             if st.uid <= int(value) and uri in expected and uri not in have:
                 missing.append(uri)
     return missing
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def raw_websocket(port: int, first: bytes | None = None) -> asyncio.StreamWriter:
+    """A websocket that says hello (or sends `first`, a raw client frame) and then never
+    reads again: the upgrade is read, nothing after it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head[:100]
+    writer.write(first if first is not None else client_frame(b'{"type":"hello"}'))
+    await writer.drain()
+    writer.transport.set_write_buffer_limits(0)
+    # Keep the reader referenced with the writer so the socket stays open.
+    writer.reader = reader  # type: ignore[attr-defined]
+    writer.transport.pause_reading()  # type: ignore[attr-defined]
+    return writer
+
+
+def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """A masked client frame (RFC 6455)."""
+    mask = os.urandom(4)
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 65536:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+class LatencyProbe:
+    """GET /healthz every `interval` seconds; the latencies, in seconds."""
+
+    def __init__(self, url: str, interval: float = 0.05) -> None:
+        self.url, self.interval = url, interval
+        self.samples: list[float] = []
+        self.failures = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    async with session.get(self.url) as resp:
+                        await resp.read()
+                        ok = resp.status == 200
+                except (aiohttp.ClientError, TimeoutError):
+                    ok = False
+                if ok:
+                    self.samples.append(time.monotonic() - started)
+                else:
+                    self.failures += 1
+                await asyncio.sleep(self.interval)
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.samples) or [float("nan")]
+        return {
+            "n": len(self.samples),
+            "p50_ms": ordered[len(ordered) // 2] * 1000,
+            "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+            "max_ms": ordered[-1] * 1000,
+            "failures": self.failures,
+        }
