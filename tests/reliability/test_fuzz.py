@@ -487,3 +487,25 @@ async def _request(
         method, path, params=query, data=data, headers=headers, allow_redirects=False
     ) as resp:
         return resp.status, await resp.text(errors="replace")
+
+
+BARE = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=12)
+
+
+@FAST
+@given(
+    st.sampled_from([*SCHEMA, "nope"]) | BARE,
+    st.one_of(
+        TOML_VALUES,
+        st.dictionaries(st.sampled_from(["name", "port", "x"]) | BARE, TOML_VALUES, max_size=3),
+    ),
+)
+def test_config_sections_of_any_shape_give_config_error_naming_them(
+    tmp_path_factory: pytest.TempPathFactory, section: str, body: Any
+) -> None:
+    path = tmp_path_factory.mktemp("cfg") / "event.toml"
+    path.write_text(f"{section} = {toml_value(body)}\n", encoding="utf-8")
+    try:
+        load_config(path, env={})
+    except ConfigError as exc:
+        assert section in str(exc) or "invalid TOML" in str(exc), str(exc)
