@@ -119,7 +119,12 @@ async def test_each_source_fault_recovers_while_the_others_flow(tmp_path: Path) 
         config = write_config(tmp_path / "event.toml", sims, port, db, mastodon_urls=urls)
         generate = asyncio.create_task(sims.load.run(JETSTREAM_RATE, sims.replay_s + 60))
         dns = str(Path(__file__).parent / "dns_fault")
-        service = spawn_service(config, tmp_path / "run.log", PYTHONPATH=f"{dns}:{ROOT}")
+        service = spawn_service(
+            config,
+            tmp_path / "run.log",
+            PYTHONPATH=f"{dns}:{ROOT}",
+            RELIABILITY_DNS_HITS=str(tmp_path / "dns-hits"),
+        )
         masto = sims.mastodon
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -174,6 +179,8 @@ async def test_each_source_fault_recovers_while_the_others_flow(tmp_path: Path) 
     assert not (final.live - sims.expected() - sims.deleted_mastodon())
     assert "Traceback" not in log, log[-3000:]
     assert "backchannel-test.invalid" in log, "the unresolvable server is never reported"
+    # The name failed in our resolver stand-in: no query went to the machine's resolver.
+    assert (tmp_path / "dns-hits").read_text().count("backchannel-test.invalid") >= 2
     for outcome in outcomes:
         # A Mastodon fault leaves Jetstream and the other servers flowing, and the other
         # way round.
