@@ -233,6 +233,8 @@ url = "sqlite:///{db}"
         mastodon_lost = (
             len(set(data["expected"]["visible_uris"]) - ids) if clock.offset() >= last else None
         )
+        async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as resp:
+            fanout = (await resp.json()).get("clients", {})
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         server.send_signal(signal.SIGTERM)
@@ -261,6 +263,8 @@ url = "sqlite:///{db}"
         "mastodon_lost": mastodon_lost,
         "messages_received": sum(counts),
         "clients_that_received": sum(1 for c in counts if c),
+        "clients_connected_at_end": fanout.get("connected"),
+        "clients_dropped_by_server": fanout.get("dropped"),
         "rss_mb": {
             "start": statistics.fmean(window(rss, *head)),
             "end": statistics.fmean(window(rss, *tail)),

@@ -32,6 +32,8 @@ def test_short_soak_loses_nothing_and_does_not_grow(tmp_path: Path) -> None:
     assert report["mastodon_lost"] == 0
     assert report["event_posts_published"] >= 35 * 40  # ~50 a second were offered
     assert report["clients_that_received"] == report["clients"] == 1000
+    assert report["clients_connected_at_end"] == 1000
+    assert report["clients_dropped_by_server"] == 0  # reading clients never fall behind
     # Flat: a short run still warms caches, so the bounds are loose but far below a leak
     # of one buffered message per client per tick (~1,000 x 1 KB x 10/s = 10 MB/s).
     assert report["rss_mb"]["end"] - report["rss_mb"]["start"] < 60, report["rss_mb"]
