@@ -145,6 +145,16 @@ async def test_filters_and_search(store: SQLiteStore) -> None:
     assert (await store.page(PageQuery(q='" OR * NEAR('))).posts == []
 
 
+async def test_search_with_nul_characters_is_data_not_a_crash(store: SQLiteStore) -> None:
+    # Found by the reliability fuzzer: a NUL ended the quoted FTS5 term early ("unterminated
+    # string"), a 500 on /api/posts?q= and on /.
+    await store.upsert([make_post(100, text="Accessibility in emergency apps")])
+    found = await store.page(PageQuery(q="accessibility\x00emergency"))
+    assert [p.id for p in found.posts] == [make_post(100).id]
+    with pytest.raises(CursorError):
+        await store.page(PageQuery(q="\x00"))
+
+
 async def test_bad_cursor_is_a_clear_error(store: SQLiteStore) -> None:
     with pytest.raises(CursorError):
         await store.page(PageQuery(before="not-a-cursor!!"))
