@@ -378,7 +378,9 @@ def test_config_env_overrides_give_config_error_naming_the_key(
 
 ADMIN = "fuzz-admin-token"
 PARAMS = ["before", "after", "limit", "platform", "session", "q", "shuffle", "format", "id"]
-QUERY = st.dictionaries(st.sampled_from(PARAMS) | TEXT.filter(bool), TEXT, max_size=4)
+# Values that broke things before (a NUL in q=) or are classic trouble, then anything.
+NASTY = st.sampled_from(["\x00", "a\x00b", "'", '"', "%", "\\", "-1", "9" * 40, "nan", " "])
+QUERY = st.dictionaries(st.sampled_from(PARAMS) | TEXT.filter(bool), NASTY | TEXT, max_size=4)
 BODY = st.one_of(
     st.binary(max_size=100),
     JSON.map(lambda v: json.dumps(v).encode()),
