@@ -1,8 +1,9 @@
 """Source faults through the simulators' fault injection, against `backchannel run`.
 
-One service follows two Mastodon servers, a third whose name never resolves (DNS
-failure, for the whole run) and the Jetstream simulator. Fault by fault, for a window
-of real time, one source is broken while the others are measured to keep flowing; when
+One service follows six Mastodon servers (each fault breaks its own, one is never
+broken), a seventh whose name never resolves (DNS failure, for the whole run) and the
+Jetstream simulator. Fault by fault, for a window of real time, one source is broken
+while the others are measured to keep flowing; when
 the window ends the broken one must recover (the time it takes is measured) and, at the
 end, every post the platforms still serve is stored exactly once.
 """
