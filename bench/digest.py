@@ -72,6 +72,10 @@ def one_run(sessions: list, posts: list[Post]) -> float:  # type: ignore[type-ar
     return time.perf_counter() - started
 
 
+def met(times: list[float], goal: float) -> bool:
+    return statistics.median(times) <= goal
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", default="100000,1000000")
@@ -89,7 +93,7 @@ def main() -> None:
         verdict = (
             ""
             if goal is None
-            else f" (goal <= {goal:g} s: {'met' if statistics.median(times) <= goal else 'NOT met'})"
+            else f" (goal <= {goal:g} s: {'met' if met(times, goal) else 'NOT met'})"
         )
         print(
             f"{n:>9,} posts: median {statistics.median(times):.2f} s, "

@@ -193,3 +193,24 @@ def test_icalendar() -> None:
 def test_bad_files_name_the_place(text: str, filename: str, message: str) -> None:
     with pytest.raises(ScheduleError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_schedule(text, filename=filename, tz=TZ)
+
+
+@pytest.mark.parametrize(
+    ("text", "filename"),
+    [
+        ('{"schedule": {"conference": {"title": "T", "days": null}}}', "s.json"),
+        (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:1\r\nSUMMARY:Talk\r\n"
+            "DTSTART:020261121T100000Z\r\nDTEND:20261121T103000Z\r\nEND:VEVENT\r\n"
+            "END:VCALENDAR\r\n",
+            "s.ics",
+        ),
+        ("title,room,start,end\n\rTalk,A,2026-11-21 10:00,2026-11-21 10:30\n", "s.csv"),
+        ("\rtitle,room,start,end\nTalk,A,2026-11-21 10:00,2026-11-21 10:30\n", "s.csv"),
+    ],
+)
+def test_malformed_files_raise_schedule_error_not_a_crash(text: str, filename: str) -> None:
+    # Found by the reliability fuzzer: these escaped as TypeError, csv.Error and
+    # icalendar's BrokenCalendarProperty (a 500 on /api/sessions, a traceback in the CLI).
+    with pytest.raises(ScheduleError, match=filename):
+        parse_schedule(text, filename=filename, tz=TZ)

@@ -194,6 +194,20 @@ async def test_filters_and_search(store: AnyStore) -> None:
     assert (await store.page(PageQuery(q="!(a|b) & 'c':*"))).posts == []
 
 
+async def test_search_with_nul_characters_is_data_not_a_crash(store: AnyStore) -> None:
+    # Found by the reliability fuzzer: a NUL ended the quoted FTS5 term early ("unterminated
+    # string"), a 500 on /api/posts?q= and on /.
+    await store.upsert([make_post(100, text="Accessibility in emergency apps")])
+    found = await store.page(PageQuery(q="accessibility\x00emergency"))
+    assert [p.id for p in found.posts] == [make_post(100).id]
+    with pytest.raises(CursorError):
+        await store.page(PageQuery(q="\x00"))
+    # Untrusted post text with a NUL is stored and found on both backends.
+    await store.upsert([make_post(101, text="nul\x00inside #testcamp")])
+    assert (await store.get(make_post(101).id)) is not None
+    assert [p.id for p in (await store.page(PageQuery(q="inside"))).posts] == [make_post(101).id]
+
+
 async def test_bad_cursor_is_a_clear_error(store: AnyStore) -> None:
     with pytest.raises(CursorError):
         await store.page(PageQuery(before="not-a-cursor!!"))

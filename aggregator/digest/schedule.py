@@ -54,6 +54,18 @@ class Session:
 
 def parse_schedule(text: str, *, filename: str, tz: ZoneInfo) -> list[Session]:
     """Pick the format from the file name (and, for .json, from its shape)."""
+    try:
+        return _parse_schedule(text, filename, tz)
+    except ScheduleError:
+        raise
+    except (csv.Error, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        # A shape the format readers did not foresee (null lists, broken iCalendar values,
+        # stray carriage returns): still one clear error, never a crash.
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise ScheduleError(f"{filename}: malformed schedule ({detail})") from None
+
+
+def _parse_schedule(text: str, filename: str, tz: ZoneInfo) -> list[Session]:
     name = filename.lower()
     if name.endswith(".ics"):
         sessions = parse_ical(text, tz)

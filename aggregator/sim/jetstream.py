@@ -165,6 +165,7 @@ class JetstreamSimulator:
         self.errors_sent: Counter[str] = Counter()
         self.observers: list[Callable[[dict[str, Any]], None]] = []
         self._fail: list[int] = []
+        self._fail_until: tuple[float, int] = (0.0, 503)
         self._wake = asyncio.Event()
         self._stamp_second, self._stamp_prefix = -1, ""
         self._runner: web.AppRunner | None = None
@@ -293,11 +294,19 @@ class JetstreamSimulator:
     def fail_next(self, count: int = 1, status: int = 503) -> None:
         self._fail += [status] * count
 
-    def drop_connections(self) -> None:
-        """Cut every connection without a close frame, as a network failure would."""
+    def fail_for(self, seconds: float, status: int = 503) -> None:
+        """Refuse every connection attempt with `status` for `seconds` (wall time)."""
+        self._fail_until = (time.monotonic() + seconds, status)
+
+    def drop_connections(self, *, mid_frame: bool = False) -> None:
+        """Cut every connection without a close frame, as a network failure would;
+        `mid_frame`: after the header and half the payload of a text frame."""
         for conn in list(self.connections):
             transport = conn.request.transport
             if transport is not None:
+                if mid_frame:
+                    payload = json.dumps({"$type": "message", "payload": {"seq": 1}}).encode()
+                    transport.write(bytes([0x81, len(payload)]) + payload[: len(payload) // 2])
                 transport.abort()
 
     def send_error(self, error: str, message: str = "") -> None:
@@ -321,8 +330,10 @@ class JetstreamSimulator:
     async def _subscribe(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         self.connects.append({key: query.getall(key) for key in set(query.keys())})
-        if self._fail:
-            status = self._fail.pop(0)
+        if self._fail or time.monotonic() < self._fail_until[0]:
+            status = self._fail.pop(0) if self._fail else self._fail_until[1]
+            if status == 429:
+                return _xrpc_error(status, "RateLimitExceeded", "injected rate limit")
             return _xrpc_error(status, "InternalServerError", "injected failure")
         kinds = frozenset(query.getall("kinds", []))
         collections = tuple(query.getall("collections", []))

@@ -49,7 +49,7 @@ from aggregator.sim.ratelimit import RateLimiter
 from aggregator.sim.timeline import Item, ServerTimeline, TimelineQuery, stable_hash
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FaultKind = Literal["fail", "drop", "slow", "garbage"]
+FaultKind = Literal["fail", "drop", "slow", "garbage", "trickle"]
 _FALSE = {"", "0", "f", "F", "false", "FALSE", "off", "OFF"}
 LOG_SIZE = 10_000  # requests remembered per server for request_count()/requests()
 _GARBAGE = b'[{"id":"1","created_at":"2026-11-21T09:00:00.000Z","content":"<p>trunc'
@@ -94,6 +94,7 @@ class _Fault:
     kind: FaultKind
     status: int = 500
     seconds: float = 0.0
+    until: float = 0.0  # wall time a fault_for() window ends (0: a one-off fault)
 
 
 @dataclass
@@ -106,6 +107,7 @@ class _Server:
     log: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=LOG_SIZE))
     cache: dict[str, tuple[float, bytes, str | None]] = field(default_factory=dict)
     stream: StreamFaults = field(default_factory=StreamFaults)
+    window: _Fault | None = None  # every request until window.until gets this fault
 
 
 SERVER_KEY = web.AppKey("sim_server", _Server)
@@ -247,6 +249,23 @@ class MastodonSimulator:
         """The next `n` requests get 200 with a malformed JSON body."""
         self._queue(server).extend(_Fault("garbage") for _ in range(n))
 
+    def fault_for(
+        self,
+        seconds: float,
+        kind: FaultKind = "fail",
+        status: int = 500,
+        *,
+        server: int = 0,
+        delay: float = 1.0,
+    ) -> None:
+        """Every request to `server` for the next `seconds` (wall time) gets the fault:
+        `fail` answers `status` (a 429 carries X-RateLimit-Reset at the window's end, as
+        Mastodon's does), `drop` cuts the body half way, `garbage` sends malformed JSON,
+        `slow` answers after `delay`, `trickle` (slow loris) sends the headers at once and
+        then a few bytes every `delay` seconds until the window ends, then hangs up."""
+        until = self.wall_time() + seconds
+        self._servers[server].window = _Fault(kind, status, delay, until)
+
     async def drop_streams(self, server: int = 0, *, mid_frame: bool = False) -> None:
         """Cut every open streaming connection of a server without a close frame,
         between frames or (`mid_frame`) after half of one."""
@@ -340,6 +359,12 @@ class MastodonSimulator:
         srv = request.app[SERVER_KEY]
         queue = srv.faults if srv.faults else self._any_faults
         fault = queue.popleft() if queue else None
+        window = srv.window
+        if fault is None and window is not None:
+            if self.wall_time() < window.until:
+                fault = window
+            else:
+                srv.window = None
         token, valid = self._token(request)
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.seconds)
@@ -377,6 +402,14 @@ class MastodonSimulator:
         if fault.kind == "garbage":
             return web.Response(body=_GARBAGE, content_type="application/json")
         if fault.kind == "fail":
+            if fault.status == 429 and fault.until:
+                reset = datetime.fromtimestamp(fault.until, UTC).isoformat(timespec="milliseconds")
+                headers = {
+                    "X-RateLimit-Limit": "300",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": reset.replace("+00:00", "Z"),
+                }
+                return _json({"error": "Too many requests"}, 429, headers)
             if fault.status >= 500:
                 return web.Response(
                     status=fault.status,
@@ -388,6 +421,12 @@ class MastodonSimulator:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.content_length = len(body)
         await response.prepare(request)
+        if fault.kind == "trickle":
+            sent = 0
+            while self.wall_time() < fault.until and sent < len(body) - 1:
+                await response.write(body[sent : sent + 8])
+                sent += 8
+                await asyncio.sleep(fault.seconds)
         await response.write(body[: len(body) // 2])
         if request.transport is not None:
             request.transport.close()

@@ -152,7 +152,8 @@ async def apply_upsert(
         action, rule = verdicts.get(post.id, ("show", None))
         seq = await seqs.next()
         values = _row_values(post, fp)
-        search = fold(_search_body(post))
+        # PostgreSQL text cannot hold NUL; a post may (untrusted input).
+        search = fold(_search_body(post)).replace("\x00", " ")
         m = post.metrics
         if decision is Decision.INSERT or st is None:
             hidden, approved = action == "hide", action == "approve"
@@ -266,7 +267,7 @@ def page_sql(query: PageQuery, limit: int) -> tuple[str, list[Any], bool]:
     if query.has_media is not None:
         where.append(f"has_media = {arg(query.has_media)}")
     if query.q:
-        terms = fold(query.q).split()[:16]
+        terms = fold(query.q.replace("\x00", " ")).split()[:16]
         if not terms:
             raise CursorError("q: empty search")
         # plainto_tsquery never parses user input as query syntax.

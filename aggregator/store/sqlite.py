@@ -594,7 +594,9 @@ def _search_body(post: Post) -> str:
 
 
 def _fts_query(text: str) -> str:
-    # Quote every term so user input is never parsed as FTS5 syntax.
+    # Quote every term so user input is never parsed as FTS5 syntax; a NUL would end a
+    # quoted term early ("unterminated string"), so it separates terms like a space.
+    text = text.replace("\x00", " ")
     terms = [t.replace('"', '""') for t in text.split() if t.strip()][:16]
     if not terms:
         raise CursorError("q: empty search")
