@@ -16,9 +16,7 @@ from aggregator.digest.render import to_json, to_markdown
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
-@pytest.mark.parametrize(
-    ("name", "render"), [("digest.md", to_markdown), ("digest.json", to_json)]
-)
+@pytest.mark.parametrize(("name", "render"), [("digest.md", to_markdown), ("digest.json", to_json)])
 def test_digest_matches_the_golden_file(name: str, render: object) -> None:
     assert callable(render)
     d, _, _ = digest()
