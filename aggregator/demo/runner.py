@@ -14,6 +14,7 @@ import os
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aggregator.config import load_config
 from aggregator.demo import load_dataset
@@ -48,6 +49,7 @@ async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Ev
     if not db:
         tmp = tempfile.TemporaryDirectory(prefix="backchannel-demo-")
         db = str(Path(tmp.name) / "demo.db")
+    schedule = _write_schedule(data, epoch, Path(db).parent / "demo-schedule.csv")
     event = data["event"]
     # Only the admin token comes from the environment: the demo's other settings are fixed.
     secrets = {k: v for k, v in os.environ.items() if k.startswith("BACKCHANNEL_WEB_ADMIN")}
@@ -61,6 +63,7 @@ async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Ev
         mastodon={"servers": urls, "poll_interval": 2.0, "min_poll_interval": 1.0},
         bluesky=bsky.config(),
         storage={"url": f"sqlite:///{db}"},
+        digest={"schedule": str(schedule)},
         web={"host": host, "port": port},
     )
     # The event's configured zone is for display; the demo's start is given in UTC.
@@ -79,6 +82,25 @@ async def run_demo(host: str, port: int, speed: float, db: str, stop: asyncio.Ev
         await bsky.stop()
         if tmp is not None:
             tmp.cleanup()
+
+
+def _write_schedule(data: dict[str, Any], epoch: datetime, path: Path) -> Path:
+    """The event's sessions as a schedule CSV, so /digest and the wall's Now banner have
+    the grid an organiser would have imported."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["start", "end", "room", "title", "leaders", "hashtag"])
+        for s in data["sessions"]:
+            start = (epoch + timedelta(seconds=s["start_s"])).strftime("%Y-%m-%dT%H:%M:%S")
+            end = (epoch + timedelta(seconds=s["end_s"])).strftime("%Y-%m-%dT%H:%M:%S")
+            leaders = [x["name"] for x in s["leaders"]]
+            leaders += [x["handle"] for x in s["leaders"] if x.get("handle")]
+            writer.writerow(
+                [start, end, s["room"], s["title"], ";".join(leaders), s.get("hashtag") or ""]
+            )
+    return path
 
 
 def _home_host(data: dict[str, object]) -> str:
