@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import string
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -430,6 +431,8 @@ def routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
     found = []
     for route in client.app.router.routes():
         path = route.resource.canonical if route.resource else ""
+        # A path parameter ({id}) gets a plausible value, so the route is reached.
+        path = re.sub(r"\{[^}]+\}", "x1", path)
         if route.method == "HEAD" or path in ("/static", "/ws"):
             continue
         found.append((route.method, path))
