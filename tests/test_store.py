@@ -472,3 +472,18 @@ async def test_server_restart_mid_stream_loses_no_post() -> None:
         await store.close()
     finally:
         server.destroy()
+
+
+async def test_a_failing_admin_action_does_not_take_its_batch_down(store: AnyStore) -> None:
+    # Queued together, so the writer applies them in one transaction.
+    bad = asyncio.ensure_future(store.moderate("hide", "https://nowhere.example/1", "mod"))
+    good = asyncio.ensure_future(store.upsert([make_post(1), make_post(2)]))
+    cursor = asyncio.ensure_future(store.save_cursor("src", "42"))
+    with pytest.raises(UnknownPostError):
+        await bad
+    assert [c.kind for c in await good] == ["new", "new"]
+    await cursor
+    assert await store.count() == 2
+    assert await store.load_cursor("src") == "42"
+    seqs = [c.seq for c in await store.changes_since(0, 10)]
+    assert seqs == sorted(seqs) and len(seqs) == 2

@@ -222,10 +222,14 @@ class PostgresStore:
             for listener in self.commit_listeners:
                 listener(took)
             for op, result in zip(batch, results, strict=True):
-                if not op.future.done():
+                if op.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    op.future.set_exception(result)
+                else:
                     op.future.set_result(result)
 
-    async def _apply_with_retry(self, batch: list[_Op]) -> list[list[Change]]:
+    async def _apply_with_retry(self, batch: list[_Op]) -> list[list[Change] | Exception]:
         deadline = time.monotonic() + self.retry_for
         delay = 0.1
         while True:
@@ -245,11 +249,20 @@ class PostgresStore:
         if self._pool is not None:
             await self._pool.expire_connections()
 
-    async def _apply(self, batch: list[_Op]) -> list[list[Change]]:
+    async def _apply(self, batch: list[_Op]) -> list[list[Change] | Exception]:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
             seqs = SeqAllocator(conn)
-            results = [await self._apply_one(conn, op, seqs) for op in batch]
+            results: list[list[Change] | Exception] = []
+            for op in batch:
+                # Each op in its own savepoint: one failing admin action fails alone.
+                try:
+                    async with conn.transaction():
+                        results.append(await self._apply_one(conn, op, seqs))
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise  # the connection is gone: retry the whole batch
+                    results.append(exc)
             await seqs.finish()
             return results
 

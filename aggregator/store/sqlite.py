@@ -228,16 +228,33 @@ class SQLiteStore:
             for listener in self.commit_listeners:
                 listener(took)
             for op, result in zip(batch, results, strict=True):
-                if not op.future.done():
+                if op.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    op.future.set_exception(result)
+                else:
                     op.future.set_result(result)
 
-    def _apply(self, batch: Sequence[_Op]) -> list[list[Change]]:
+    def _apply(self, batch: Sequence[_Op]) -> list[list[Change] | Exception]:
         conn = self._write_conn
         assert conn is not None
         seq_before = self._seq
         conn.execute("BEGIN IMMEDIATE")
         try:
-            results = [self._apply_one(conn, op) for op in batch]
+            results: list[list[Change] | Exception] = []
+            for op in batch:
+                # Each op in its own savepoint: an admin action on an unknown post fails
+                # alone instead of taking the posts batched with it down too.
+                before = self._seq
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append(self._apply_one(conn, op))
+                    conn.execute("RELEASE op")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    self._seq = before
+                    results.append(exc)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
