@@ -72,7 +72,11 @@ def _named(text: str, speakers: Sequence[Speaker]) -> Speaker | None:
         names = [speaker.name, *speaker.handles]
         for name in names:
             needle = _fold(name).lstrip("@").split("@")[0] if name.startswith("@") else _fold(name)
-            if len(needle) >= 3 and re.search(rf"(?<!\w)@?{re.escape(needle)}(?!\w)", folded):
+            if (
+                len(needle) >= 3
+                and needle in folded
+                and re.search(rf"(?<!\w)@?{re.escape(needle)}(?!\w)", folded)
+            ):
                 return speaker
     return None
 

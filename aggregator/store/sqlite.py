@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from aggregator.dedupe import Decision, StoredState, decide, fingerprint
 from aggregator.model import Post, Provenance, parse_timestamp
 from aggregator.store import sqlite_admin as admin
@@ -599,8 +601,9 @@ def _provenance_json(prov: Provenance) -> dict[str, Any]:
 
 
 def _post_from_row(data: str, provenance: str) -> Post:
-    prov = json.loads(provenance)
-    return Post.from_json(json.loads(data), Provenance(**prov) if prov else Provenance())
+    # orjson: reading every stored post back (the digest, paging) is mostly JSON parsing.
+    prov = orjson.loads(provenance)
+    return Post.from_json(orjson.loads(data), Provenance(**prov) if prov else Provenance())
 
 
 def _search_body(post: Post) -> str:
